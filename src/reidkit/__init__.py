@@ -1,0 +1,34 @@
+"""reidkit: person and vehicle re-identification.
+
+The five-call Python API::
+
+    import reidkit
+    cfg = reidkit.load_config("configs/top_db_net/market1501.yaml", ["data.root=DATA"])
+    dataset = reidkit.build_dataset("market1501", root="DATA")
+    model = reidkit.build_model("top_db_net", num_classes=dataset.num_train_pids)
+    reidkit.load_weights(model, "checkpoint.pth")
+"""
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Heavy submodules (torch) are imported on first use so that `reidkit --help` stays instant.
+_LAZY = {
+    "build_dataset": "reidkit.data",
+    "build_model": "reidkit.models",
+    "load_weights": "reidkit.models.weights",
+    "save_checkpoint": "reidkit.engine.checkpoint",
+    "load_config": "reidkit.config",
+    "evaluate_rank": "reidkit.metrics",
+    "re_ranking": "reidkit.metrics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'reidkit' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY) + ["__version__"]
