@@ -1,0 +1,393 @@
+"""Evaluation, re-ranking and retrieval speed of reidkit against fastreid and torchreid, in one run.
+
+    .venv/bin/python benchmarks/eval_speed.py --peer-python /work/bench-venv/bin/python            # Market scale
+    .venv/bin/python benchmarks/eval_speed.py --peer-python /work/bench-venv/bin/python --large    # + MSMT17, 1M IVF
+    .venv/bin/python benchmarks/eval_speed.py --sections eval          # one section; see --help
+
+What it does. It builds a synthetic Market-1501-scale problem (3,368 queries x 15,913 gallery images, 751
+identities in 6 cameras plus 2,798 distractors with pid 0; features = identity centre + camera shift + noise)
+and, with --large, an MSMT17-scale one (11,659 x 82,161) and a 1,000,000 x 512 retrieval gallery. Every
+measurement runs in its own subprocess, so that its peak resident memory (getrusage of that child, via
+os.wait4) is its own: reidkit in this interpreter, the peers in --peer-python. Times are wall-clock of the
+call alone (inputs already loaded); peak RSS includes the interpreter, the imports and the loaded inputs,
+"extra" is the peak minus the RSS just before the call. With other jobs on the machine timings are noisy:
+the ratios between tools measured in the same run are what counts (eval sections take the best of
+--repeat runs of each tool, alternating). Results are checked against each other and the table printed.
+
+Sections: eval (reidkit.metrics.evaluate_rank vs fastreid's Cython `evaluate_cy`), rerank (re_ranking and
+re_ranking_from_features vs torchreid's `re_ranking`), large-eval (evaluate_rank_from_features at MSMT17
+scale), large-rerank (re_ranking_from_features at MSMT17 scale: torchreid would need several (93,820)^2
+float32 matrices of 35 GB each, so it is not run), ivf (reidkit.retrieval: exact vs IVF on 1M x 512).
+
+The peer environment (never part of the repo; peers install without dependencies):
+
+    python3 -m venv /work/bench-venv
+    /work/bench-venv/bin/pip install torch==2.14.1 numpy scipy cython
+    /work/bench-venv/bin/pip install --no-deps torchreid==0.2.5 fastreid==1.4.0
+    cd /work/bench-venv/lib/python3.11/site-packages/fastreid/evaluation/rank_cylib
+    /work/bench-venv/bin/python -c "from setuptools import setup, Extension; import numpy as np; \\
+        from Cython.Build import cythonize; setup(script_args=['build_ext', '--inplace'], \\
+        ext_modules=cythonize([Extension('rank_cy', ['rank_cy.pyx'], include_dirs=[np.get_include()])]))"
+
+The peers are loaded from their files (fastreid's compiled `rank_cy`, torchreid's `reid/utils/rerank.py`)
+without importing the packages, whose __init__ pull in dependencies that were not installed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MARKET = dict(num_query=3368, num_gallery=15913, num_ids=751, num_distractors=2798, num_cams=6)
+MSMT = dict(num_query=11659, num_gallery=82161, num_ids=3060, num_distractors=0, num_cams=15)
+SECTIONS = ("eval", "rerank", "large-eval", "large-rerank", "ivf")
+TARGETS = {"eval": 1.5, "rerank": 10.0, "rerank_memory": 0.25, "large_eval_gb": 4.0, "large_rerank_gb": 24.0,
+           "ivf_recall": 0.95}
+
+
+# ---------------------------------------------------------------------------------------------------- children
+def _rss_mb() -> float:
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _load_labels(work: Path):
+    import numpy as np
+
+    with np.load(work / "labels.npz") as data:
+        return data["q_pids"], data["g_pids"], data["q_camids"], data["g_camids"]
+
+
+def _peer_file(package: str, *parts: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)  # locates the package without running its __init__
+    if spec is None or spec.origin is None:
+        raise SystemExit(f"{package} is not installed in {sys.executable}; see the docstring for the peer env")
+    return Path(spec.origin).parent.joinpath(*parts)
+
+
+def child(task: str, work: Path, options: dict) -> dict:
+    """Run one measurement in this process; returns its figures (the parent adds the peak RSS)."""
+    import numpy as np
+
+    out: dict = {}
+    if task in ("eval-reidkit", "eval-fastreid"):
+        dist = np.load(work / "q_g.npy")
+        labels = _load_labels(work)
+        if task == "eval-reidkit":
+            from reidkit.metrics import evaluate_rank
+
+            call = lambda: evaluate_rank(dist, *labels, max_rank=50)  # noqa: E731
+        else:
+            sys.path.insert(0, str(_peer_file("fastreid", "evaluation", "rank_cylib")))
+            import rank_cy
+
+            def call():
+                cmc, all_ap, all_inp = rank_cy.evaluate_cy(dist, *labels, 50)
+                return cmc, float(np.mean(all_ap)), float(np.mean(all_inp))  # as fastreid's ReidEvaluator
+        out["base_mb"] = _rss_mb()
+        start = time.perf_counter()
+        cmc, mAP, mINP = call()
+        out["seconds"] = time.perf_counter() - start
+        np.savez(work / f"{task}.npz", cmc=np.asarray(cmc, np.float64), mAP=mAP, mINP=mINP)
+    elif task in ("rerank-reidkit", "rerank-torchreid"):
+        q_g, q_q, g_g = (np.load(work / f"{name}.npy") for name in ("q_g", "q_q", "g_g"))
+        if task == "rerank-reidkit":
+            from reidkit.metrics import re_ranking as fn
+        else:
+            import importlib.util
+
+            spec = importlib.util.spec_from_file_location(
+                "torchreid_rerank", _peer_file("torchreid", "reid", "utils", "rerank.py"))
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            fn = module.re_ranking
+        out["base_mb"] = _rss_mb()
+        start = time.perf_counter()
+        result = fn(q_g, q_q, g_g, 20, 6, 0.3)
+        out["seconds"] = time.perf_counter() - start
+        np.save(work / f"{task}.npy", result)
+    elif task in ("rerank-reidkit-features", "large-rerank-reidkit"):
+        from reidkit.metrics import re_ranking_from_features
+
+        q_f, g_f = np.load(work / "q_f.npy"), np.load(work / "g_f.npy")
+        out["base_mb"] = _rss_mb()
+        start = time.perf_counter()
+        result = re_ranking_from_features(q_f, g_f, 20, 6, 0.3, metric="sqeuclidean")
+        out["seconds"] = time.perf_counter() - start
+        if task == "rerank-reidkit-features":
+            np.save(work / f"{task}.npy", result)
+        else:  # the output is 3.8 GB: keep a fingerprint only
+            out["rank1_gallery_of_first_queries"] = result[:5].argmin(axis=1).tolist()
+    elif task == "large-eval-reidkit":
+        from reidkit.metrics import evaluate_rank_from_features
+
+        q_f, g_f = np.load(work / "q_f.npy"), np.load(work / "g_f.npy")
+        labels = _load_labels(work)
+        out["base_mb"] = _rss_mb()
+        start = time.perf_counter()
+        cmc, mAP, mINP = evaluate_rank_from_features(q_f, g_f, *labels, max_rank=50, metric="sqeuclidean")
+        out["seconds"] = time.perf_counter() - start
+        out.update(rank1=float(cmc[0]), mAP=mAP, mINP=mINP)
+    elif task == "ivf-reidkit":
+        out.update(_ivf(options))
+    else:
+        raise SystemExit(f"unknown child task {task!r}")
+    return out
+
+
+def _ivf(options: dict) -> dict:
+    """Exact (flat) vs IVF search of 1,000 queries in a 1,000,000 x 512 gallery of identity-clustered features."""
+    import numpy as np
+
+    from reidkit.retrieval import GalleryIndex
+
+    n, dim, per_id, nq = options["ivf_size"], 512, 20, 1000
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((n // per_id, dim), dtype=np.float32)
+    gallery = np.empty((n, dim), np.float32)
+    for start in range(0, n, 100_000):  # identity centre + noise (cos ~ 0.7 within an identity), in chunks
+        stop = min(start + 100_000, n)
+        gallery[start:stop] = centres[np.arange(start, stop) // per_id]
+        gallery[start:stop] += 0.65 * rng.standard_normal((stop - start, dim), dtype=np.float32)
+    queries = centres[rng.integers(0, len(centres), nq)] + 0.65 * rng.standard_normal((nq, dim), dtype=np.float32)
+    del centres
+    out: dict = {"base_mb": _rss_mb()}
+
+    flat = GalleryIndex(dim, "flat")
+    start = time.perf_counter()
+    flat.add(gallery)
+    out["flat_build_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    _, exact = flat.search(queries, 10)
+    out["flat_qps"] = nq / (time.perf_counter() - start)
+    del flat
+
+    ivf = GalleryIndex(dim, "ivf", nlist=options["nlist"])
+    start = time.perf_counter()
+    ivf.add(gallery)
+    out["ivf_build_s"] = time.perf_counter() - start
+    del gallery
+    out["ivf"] = []
+    for nprobe in (4, 8, 16, 32, 64):
+        ivf.set_search_params(nprobe=nprobe)
+        start = time.perf_counter()
+        _, found = ivf.search(queries, 10)
+        qps = nq / (time.perf_counter() - start)
+        recall = float(np.mean([len(np.intersect1d(a, b)) / 10 for a, b in zip(found, exact)]))
+        out["ivf"].append({"nprobe": nprobe, "qps": qps, "recall_at_10": recall})
+    out["seconds"] = out["flat_build_s"] + out["ivf_build_s"]
+    return out
+
+
+# ------------------------------------------------------------------------------------------------------ parent
+def run_child(python: str, task: str, work: Path, options: dict) -> dict:
+    """Run one measurement in a fresh process; its peak RSS is read from that child's own rusage (os.wait4)."""
+    cmd = [python, os.path.abspath(__file__), "--child", task, "--workdir", str(work),
+           "--child-options", json.dumps(options)]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0), err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"{task} failed ({python}, exit {proc.returncode}):\n{stderr[-3000:]}")
+    line = [ln for ln in stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):]) | {"peak_mb": usage.ru_maxrss / 1024}  # ru_maxrss: KiB on Linux
+
+
+def make_problem(work: Path, scale: dict, dim: int, seed: int, distances: bool, rerank_inputs: bool) -> None:
+    """Identity-clustered features with camera shifts, labels, and (optionally) the distance matrices."""
+    import numpy as np
+
+    from reidkit.metrics import compute_distance_matrix
+
+    rng = np.random.default_rng(seed)
+    nq, ng, nid, nd, nc = (scale[k] for k in ("num_query", "num_gallery", "num_ids", "num_distractors",
+                                              "num_cams"))
+    # identity spread chosen so that Rank-1 ~ 0.95 and mAP ~ 0.7 (a trained ResNet-50 on Market-1501);
+    # the (512 / dim)^(1/4) keeps that difficulty at any dimension
+    spread = 0.5 * (512 / dim) ** 0.25
+    centres = spread * rng.standard_normal((nid + 1, dim), dtype=np.float32)
+    cam_shift = 0.15 * rng.standard_normal((nc, dim), dtype=np.float32)
+    q_pids = rng.integers(1, nid + 1, nq)
+    g_pids = np.concatenate([rng.integers(1, nid + 1, ng - nd), np.zeros(nd, np.int64)])
+    q_cams, g_cams = rng.integers(0, nc, nq), rng.integers(0, nc, ng)
+
+    def feats(pids, cams):
+        base = np.where((pids == 0)[:, None], spread * rng.standard_normal((len(pids), dim), dtype=np.float32),
+                        centres[pids])  # each distractor is someone else
+        return (base + cam_shift[cams] + rng.standard_normal((len(pids), dim), dtype=np.float32)).astype(np.float32)
+
+    q_f, g_f = feats(q_pids, q_cams), feats(g_pids, g_cams)
+    np.save(work / "q_f.npy", q_f)
+    np.save(work / "g_f.npy", g_f)
+    np.savez(work / "labels.npz", q_pids=q_pids, g_pids=g_pids, q_camids=q_cams, g_camids=g_cams)
+    if distances:
+        np.save(work / "q_g.npy", compute_distance_matrix(q_f, g_f))
+    if rerank_inputs:
+        np.save(work / "q_q.npy", compute_distance_matrix(q_f, q_f))
+        np.save(work / "g_g.npy", compute_distance_matrix(g_f, g_f))
+
+
+def fmt_row(name: str, r: dict, ref: dict | None = None, check: str = "") -> str:
+    ratio = f"{ref['seconds'] / r['seconds']:.1f}x" if ref else ""
+    return (f"| {name} | {r['seconds']:.2f} | {ratio} | {r['peak_mb'] / 1024:.2f} | "
+            f"{(r['peak_mb'] - r['base_mb']) / 1024:.2f} | {check} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--peer-python", default=None,
+                        help="python of the peer env (fastreid, torchreid); without it peers are skipped")
+    parser.add_argument("--large", action="store_true", help="also the MSMT17-scale and 1M-gallery sections")
+    parser.add_argument("--sections", default=None, help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--dim", type=int, default=512, help="feature dimension of the synthetic problems")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each tool in the eval section (best kept)")
+    parser.add_argument("--ivf-size", type=int, default=1_000_000)
+    parser.add_argument("--nlist", type=int, default=1024)
+    parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one, removed)")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--child-options", default="{}", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        result = child(args.child, Path(args.workdir), json.loads(args.child_options))
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+
+    import numpy as np
+
+    sections = args.sections.split(",") if args.sections else \
+        ["eval", "rerank"] + (["large-eval", "large-rerank", "ivf"] if args.large else [])
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    me, peer = sys.executable, args.peer_python
+    options = {"ivf_size": args.ivf_size, "nlist": args.nlist}
+    tmp = tempfile.TemporaryDirectory(prefix="reidkit-bench-") if args.workdir is None else None
+    root = Path(args.workdir or tmp.name)
+    root.mkdir(parents=True, exist_ok=True)
+    lines = ["| measurement | time (s) | reidkit speed-up | peak RSS (GB) | extra over inputs (GB) | check |",
+             "|---|---|---|---|---|---|"]
+    verdicts = []
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    if "eval" in sections or "rerank" in sections:
+        market = root / "market"
+        market.mkdir(exist_ok=True)
+        log(f"building the Market-scale problem (dim {args.dim}) in {market}")
+        make_problem(market, MARKET, args.dim, 0, distances=True, rerank_inputs="rerank" in sections)
+
+    if "eval" in sections:
+        runs: dict[str, list[dict]] = {"eval-reidkit": []} | ({"eval-fastreid": []} if peer else {})
+        for i in range(args.repeat):
+            for task in runs:
+                runs[task].append(run_child(peer if "fastreid" in task else me, task, market, options))
+                log(f"{task} run {i + 1}: {runs[task][-1]['seconds']:.2f} s")
+        best = {task: min(rs, key=lambda r: r["seconds"]) | {"peak_mb": max(r["peak_mb"] for r in rs)}
+                for task, rs in runs.items()}
+        mine = np.load(market / "eval-reidkit.npz")
+        check = f"mAP {float(mine['mAP']):.4f} R1 {float(mine['cmc'][0]):.4f}"
+        if peer:
+            theirs = np.load(market / "eval-fastreid.npz")
+            diff = max(np.abs(mine["cmc"] - theirs["cmc"]).max(), abs(float(mine["mAP"] - theirs["mAP"])),
+                       abs(float(mine["mINP"] - theirs["mINP"])))
+            agree = f"max diff vs fastreid {diff:.1e}"
+            lines.append(fmt_row("Market eval: fastreid Cython (3,368 x 15,913)", best["eval-fastreid"]))
+            lines.append(fmt_row("Market eval: reidkit evaluate_rank", best["eval-reidkit"], best["eval-fastreid"],
+                                 f"{check}; {agree}"))
+            speedup = best["eval-fastreid"]["seconds"] / best["eval-reidkit"]["seconds"]
+            verdicts.append((f"evaluation >= {TARGETS['eval']}x faster than fastreid Cython: {speedup:.1f}x",
+                             speedup >= TARGETS["eval"]))
+            verdicts.append((f"evaluation agrees with fastreid to 1e-6: {diff:.1e}", diff <= 1e-6))
+        else:
+            lines.append(fmt_row("Market eval: reidkit evaluate_rank", best["eval-reidkit"], None, check))
+
+    if "rerank" in sections:
+        res = {}
+        for task in (["rerank-torchreid"] if peer else []) + ["rerank-reidkit", "rerank-reidkit-features"]:
+            log(f"{task} ...")
+            res[task] = run_child(peer if "torchreid" in task else me, task, market, options)
+            log(f"{task}: {res[task]['seconds']:.2f} s, peak {res[task]['peak_mb'] / 1024:.2f} GB")
+        mine = np.load(market / "rerank-reidkit.npy")
+        from_feats = np.load(market / "rerank-reidkit-features.npy")
+        feat_diff = float(np.abs(mine - from_feats).max())
+        ref = res.get("rerank-torchreid")
+        if ref:
+            diff = float(np.abs(mine - np.load(market / "rerank-torchreid.npy")).max())
+            lines.append(fmt_row("Market re-ranking: torchreid re_ranking", ref))
+            lines.append(fmt_row("Market re-ranking: reidkit re_ranking", res["rerank-reidkit"], ref,
+                                 f"max abs diff vs torchreid {diff:.1e}"))
+            lines.append(fmt_row("Market re-ranking: reidkit re_ranking_from_features",
+                                 res["rerank-reidkit-features"], ref, f"max abs diff vs re_ranking {feat_diff:.1e}"))
+            speedup = ref["seconds"] / res["rerank-reidkit"]["seconds"]
+            mem = res["rerank-reidkit"]["peak_mb"] / ref["peak_mb"]
+            verdicts.append((f"re-ranking >= {TARGETS['rerank']}x faster than torchreid: {speedup:.1f}x",
+                             speedup >= TARGETS["rerank"]))
+            verdicts.append((f"re-ranking peak memory <= 1/4 of torchreid's: {mem:.2f}",
+                             mem <= TARGETS["rerank_memory"]))
+            verdicts.append((f"re-ranking agrees with torchreid to 1e-5: {diff:.1e}", diff <= 1e-5))
+        else:
+            lines.append(fmt_row("Market re-ranking: reidkit re_ranking", res["rerank-reidkit"]))
+            lines.append(fmt_row("Market re-ranking: reidkit re_ranking_from_features",
+                                 res["rerank-reidkit-features"], None, f"max abs diff vs re_ranking {feat_diff:.1e}"))
+
+    if "large-eval" in sections or "large-rerank" in sections:
+        msmt = root / "msmt"
+        msmt.mkdir(exist_ok=True)
+        log(f"building the MSMT17-scale problem (dim {args.dim}) in {msmt}")
+        make_problem(msmt, MSMT, args.dim, 1, distances=False, rerank_inputs=False)
+        for section, task, limit in (("large-eval", "large-eval-reidkit", TARGETS["large_eval_gb"]),
+                                     ("large-rerank", "large-rerank-reidkit", TARGETS["large_rerank_gb"])):
+            if section not in sections:
+                continue
+            log(f"{task} ...")
+            r = run_child(me, task, msmt, options)
+            log(f"{task}: {r['seconds']:.1f} s, peak {r['peak_mb'] / 1024:.2f} GB")
+            what = ("MSMT17 eval from features: reidkit (11,659 x 82,161)" if section == "large-eval" else
+                    "MSMT17 re-ranking from features: reidkit (93,820 items)")
+            check = f"mAP {r['mAP']:.4f} R1 {r['rank1']:.4f}" if section == "large-eval" else "torchreid: cannot run"
+            lines.append(fmt_row(what, r, None, check))
+            verdicts.append((f"{section} peak memory <= {limit} GB: {r['peak_mb'] / 1024:.2f} GB",
+                             r["peak_mb"] / 1024 <= limit))
+
+    if "ivf" in sections:
+        log(f"ivf: {args.ivf_size:,} x 512 gallery, 1,000 queries ...")
+        r = run_child(me, "ivf-reidkit", root, options)
+        lines.append(f"| {args.ivf_size:,} x 512 gallery: exact (flat) search | {1000 / r['flat_qps']:.2f} | "
+                     f"{r['flat_qps']:.0f} queries/s | {r['peak_mb'] / 1024:.2f} | | recall@10 1 (reference) |")
+        passing = [p for p in r["ivf"] if p["recall_at_10"] >= TARGETS["ivf_recall"]]
+        for p in r["ivf"]:
+            lines.append(f"| IVF{args.nlist}, nprobe {p['nprobe']} | {1000 / p['qps']:.2f} | {p['qps']:.0f} queries/s "
+                         f"({p['qps'] / r['flat_qps']:.1f}x exact) | | | recall@10 {p['recall_at_10']:.3f} |")
+        log(f"index build: flat {r['flat_build_s']:.1f} s, IVF (train + add) {r['ivf_build_s']:.1f} s")
+        best = max(passing, key=lambda p: p["qps"]) if passing else None
+        verdicts.append((f"IVF recall@10 >= {TARGETS['ivf_recall']} of exact: " +
+                         (f"nprobe {best['nprobe']}: {best['recall_at_10']:.3f} at {best['qps']:.0f} q/s vs "
+                          f"exact {r['flat_qps']:.0f} q/s" if best else "not reached"), best is not None))
+
+    print()
+    print("\n".join(lines))
+    print()
+    for text, ok in verdicts:
+        print(f"[{'PASS' if ok else 'FAIL'}] {text}")
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

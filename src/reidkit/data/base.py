@@ -1,0 +1,170 @@
+"""ImageDataset: the train/query/gallery lists every dataset module produces, validated and summarised.
+
+Adding a dataset of your own (the custom dataset covers folders and CSV files without any code)::
+
+    from reidkit.data import DATASETS, ImageDataset
+
+    @DATASETS.register("my_dataset")
+    class MyDataset(ImageDataset):
+        def __init__(self, root, **options):
+            train, query, gallery = ...  # lists of (image_path, pid, camid); camids 0-based, raw pids
+            super().__init__(train, query, gallery, name="my_dataset", root=root, **options)
+
+    build_dataset("my_dataset", root="...")
+
+`options` carries the base class's keywords (verify_images, skip_bad_images) through to it.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from PIL import Image
+
+from reidkit.errors import DatasetError
+from reidkit.registry import Registry
+
+Sample = tuple[str, int, int]  # (image path, pid, camid)
+
+DATASETS: Registry[type["ImageDataset"]] = Registry("dataset")
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def read_image(path: str | os.PathLike) -> Image.Image:
+    """The image as RGB, fully decoded; a missing, unreadable or truncated file raises DatasetError naming it."""
+    try:
+        with Image.open(path) as image:
+            # convert() decodes every pixel, so a truncated file fails here rather than inside a transform.
+            return image.convert("RGB")
+    except FileNotFoundError:
+        raise DatasetError(f"image {path} does not exist") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DatasetError(f"image {path} cannot be read ({exc}); expected a complete JPEG/PNG/BMP file") from None
+
+
+def find_dataset_dir(root: str | os.PathLike, candidates: Sequence[str], required: Sequence[str], dataset: str,
+                     layout: str) -> Path:
+    """The first root/<candidate> holding every `required` entry ("" is root itself).
+
+    Otherwise a DatasetError naming the folders tried, what the closest one lacks, and the expected layout.
+    """
+    root = Path(root).expanduser()
+    expected = f"Expected layout:\n{layout}"
+    if not root.is_dir():
+        problem = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DatasetError(f"{dataset}: root folder {root} {problem}. {expected}")
+    tried = [root / name if name else root for name in candidates]
+    for folder in tried:
+        if all((folder / entry).exists() for entry in required):
+            return folder
+    for folder in tried:
+        present = [entry for entry in required if (folder / entry).exists()]
+        # The closest match: a dataset folder that exists, or root itself holding part of the layout.
+        if (folder != root and folder.is_dir()) or present:
+            missing = [entry for entry in required if entry not in present]
+            raise DatasetError(f"{dataset}: {folder} lacks {', '.join(missing)}. {expected}")
+    holds = sorted(p.name for p in root.iterdir())
+    raise DatasetError(f"{dataset}: no dataset folder under {root} (looked in {', '.join(str(p) for p in tried)}; "
+                       f"{root} holds {', '.join(holds[:10]) or 'nothing'}). {expected}")
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files of `folder`, sorted by name (other files, e.g. Thumbs.db, are ignored)."""
+    if not folder.is_dir():
+        raise DatasetError(f"image folder {folder} does not exist")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def relabel(samples: Iterable[Sample]) -> list[Sample]:
+    """Pids mapped to 0..N-1 in sorted order of the original pids (the classifier's labels)."""
+    samples = list(samples)
+    label = {pid: i for i, pid in enumerate(sorted({pid for _, pid, _ in samples}))}
+    return [(path, label[pid], camid) for path, pid, camid in samples]
+
+
+def drop_unreadable(subsets: dict[str, list[Sample]], skip: bool) -> dict[str, list[Sample]]:
+    """Decode every image once. A bad one raises DatasetError, or with `skip` is dropped and counted in one warning."""
+    bad: list[str] = []
+    kept: dict[str, list[Sample]] = {}
+    for subset, samples in subsets.items():
+        kept[subset] = []
+        for sample in samples:
+            try:
+                read_image(sample[0])
+            except DatasetError as exc:
+                if not skip:
+                    raise DatasetError(f"{subset} set: {exc}") from None
+                bad.append(sample[0])
+                continue
+            kept[subset].append(sample)
+    if bad:
+        warnings.warn(f"skipped {len(bad)} unreadable images, e.g. {bad[0]}", stacklevel=3)
+    return kept
+
+
+class ImageDataset:
+    """Train/query/gallery lists of (image_path, pid, camid).
+
+    Subclasses parse their layout and call this constructor with raw pids; training pids are relabelled here to
+    0..N-1, query and gallery keep theirs. `verify_images` decodes every image now (instead of when it is
+    loaded); with `skip_bad_images` the unreadable ones are dropped and counted in one warning.
+    """
+
+    def __init__(self, train: Sequence[Sample], query: Sequence[Sample], gallery: Sequence[Sample], *, name: str,
+                 root: str | os.PathLike, verify_images: bool = False, skip_bad_images: bool = False) -> None:
+        self.name = name
+        self.root = Path(root)
+        subsets = {"train": list(train), "query": list(query), "gallery": list(gallery)}
+        if verify_images:
+            subsets = drop_unreadable(subsets, skip_bad_images)
+        self._validate(subsets)
+        self.train = relabel(subsets["train"])
+        self.query = subsets["query"]
+        self.gallery = subsets["gallery"]
+
+    def _validate(self, subsets: dict[str, list[Sample]]) -> None:
+        for subset, samples in subsets.items():
+            if not samples:
+                raise DatasetError(f"{self.name}: the {subset} set under {self.root} holds no images")
+            negative = next((s for s in samples if s[2] < 0), None)
+            if negative is not None:
+                raise DatasetError(f"{self.name}: {negative[0]} has camera id {negative[2]}; expected >= 0")
+        query_pids = {pid for _, pid, _ in subsets["query"]}
+        gallery_pids = {pid for _, pid, _ in subsets["gallery"]}
+        if not query_pids & gallery_pids:
+            raise DatasetError(f"{self.name}: no query identity appears in the gallery under {self.root} "
+                               f"({len(query_pids)} query ids, {len(gallery_pids)} gallery ids): "
+                               "every query needs matches in the gallery")
+
+    @property
+    def num_train_pids(self) -> int:
+        return len({pid for _, pid, _ in self.train})
+
+    @property
+    def num_train_cams(self) -> int:
+        return len({camid for _, _, camid in self.train})
+
+    def summary(self) -> str:
+        """A table of ids, images and cameras per subset (as torchreid prints it)."""
+        rule = "  " + "-" * 42
+        rows = [f"=> {self.name} loaded from {self.root}", rule,
+                f"  {'subset':<8} | {'# ids':>6} | {'# images':>9} | {'# cameras':>9}", rule]
+        for subset in ("train", "query", "gallery"):
+            samples = getattr(self, subset)
+            pids = len({pid for _, pid, _ in samples})
+            cams = len({camid for _, _, camid in samples})
+            rows.append(f"  {subset:<8} | {pids:>6} | {len(samples):>9} | {cams:>9}")
+        rows.append(rule)
+        return "\n".join(rows)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(name={self.name!r}, train={len(self.train)}, query={len(self.query)}, "
+                f"gallery={len(self.gallery)}, num_train_pids={self.num_train_pids})")
+
+
+def build_dataset(name: str, root: str | os.PathLike, **options: object) -> ImageDataset:
+    """The registered dataset `name` read from `root` (unknown names list the registered ones)."""
+    return DATASETS.get(name)(root=root, **options)

@@ -1,0 +1,82 @@
+"""Torch side: a Dataset over (path, pid, camid) samples and the train/test DataLoaders."""
+from __future__ import annotations
+
+import warnings
+from collections import defaultdict
+from typing import Callable, Sequence
+
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from reidkit.data.base import Sample, read_image
+from reidkit.data.samplers import RandomIdentitySampler
+from reidkit.data.transforms import build_transforms
+from reidkit.errors import DatasetError
+
+
+class ReidImageDataset(Dataset):
+    """Yields {"img", "pid", "camid", "path"}; images are read (and checked) when loaded.
+
+    An unreadable image raises DatasetError naming the file. With `skip_bad_images` it is replaced by the next
+    readable image of the same identity (so P x K batches keep their shape), listed in `.skipped`, and the
+    first one is announced in a warning (per process: each DataLoader worker keeps its own list).
+    """
+
+    def __init__(self, samples: Sequence[Sample], transform: Callable | None = None, *,
+                 skip_bad_images: bool = False) -> None:
+        self.samples = list(samples)
+        self.transform = transform
+        self.skip_bad_images = skip_bad_images
+        self.skipped: set[str] = set()
+        self._same_pid: dict[int, list[int]] = defaultdict(list)
+        for index, (_, pid, _) in enumerate(self.samples):
+            self._same_pid[pid].append(index)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _load(self, index: int) -> tuple[Image.Image, int]:
+        """The image of sample `index` (or of its stand-in when skipping) and the index actually used."""
+        path = self.samples[index][0]
+        if not self.skip_bad_images:
+            return read_image(path), index
+        siblings = self._same_pid[self.samples[index][1]]
+        start = siblings.index(index)
+        for candidate in siblings[start:] + siblings[:start]:
+            if self.samples[candidate][0] in self.skipped:
+                continue
+            try:
+                return read_image(self.samples[candidate][0]), candidate
+            except DatasetError as exc:
+                if not self.skipped:
+                    warnings.warn(f"skipping unreadable images, the first: {exc}", stacklevel=3)
+                self.skipped.add(self.samples[candidate][0])
+        raise DatasetError(f"no readable image of identity {self.samples[index][1]} (first: {path})")
+
+    def __getitem__(self, index: int) -> dict:
+        image, used = self._load(index)
+        path, pid, camid = self.samples[used]
+        return {"img": self.transform(image) if self.transform else image, "pid": pid, "camid": camid, "path": path}
+
+
+def build_train_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, num_instances: int,
+                       recipe: str = "top_db_net", workers: int = 0, seed: int = 0, rank: int = 0,
+                       world_size: int = 1, skip_bad_images: bool = False) -> DataLoader:
+    """Batches of P x K = batch_size / world_size images per process; call `loader.sampler.set_epoch(e)` each epoch."""
+    sampler = RandomIdentitySampler(samples, batch_size, num_instances, seed=seed, rank=rank, world_size=world_size)
+    dataset = ReidImageDataset(samples, build_transforms(height, width, train=True, recipe=recipe),
+                               skip_bad_images=skip_bad_images)
+    # Seeds the augmentations (per worker); ranks differ so their augmentations do too.
+    generator = torch.Generator().manual_seed(seed * 1000 + rank)
+    return DataLoader(dataset, batch_size=sampler.batch_size_per_process, sampler=sampler, drop_last=True,
+                      num_workers=workers, generator=generator, pin_memory=torch.cuda.is_available(),
+                      persistent_workers=workers > 0)
+
+
+def build_test_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, workers: int = 0,
+                      recipe: str = "top_db_net") -> DataLoader:
+    """All samples in order, test transform of `recipe`."""
+    dataset = ReidImageDataset(samples, build_transforms(height, width, train=False, recipe=recipe))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                      pin_memory=torch.cuda.is_available())

@@ -1,0 +1,82 @@
+"""P identities x K images per batch (top-db-net.md section 7), with a share per process for distributed runs."""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from reidkit.errors import ConfigError
+
+
+class RandomIdentitySampler(Sampler[int]):
+    """Indices into `samples` ((path, pid, camid) tuples) in batches of P = batch_size / K identities x K images.
+
+    Per epoch: each identity's images are shuffled and cut into groups of K (an identity with fewer than K is
+    padded by sampling with replacement, a remainder under K is dropped); batches take P distinct identities'
+    next groups until fewer than P identities have groups left. `batch_size` is the global batch: with
+    `world_size` processes every process draws the same batches (seed + epoch) and takes its own P / world_size
+    identities of each, so the shares are disjoint and together form the global batch. Call `set_epoch` before
+    each epoch. Load with DataLoader(batch_size=sampler.batch_size_per_process, drop_last=True).
+    """
+
+    def __init__(self, samples: Sequence[tuple], batch_size: int, num_instances: int, *, seed: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
+        if num_instances < 1 or batch_size % num_instances:
+            raise ConfigError(f"batch_size {batch_size} must be a multiple of num_instances {num_instances} (K)")
+        self.num_pids_per_batch = batch_size // num_instances
+        if world_size < 1 or not 0 <= rank < world_size or self.num_pids_per_batch % world_size:
+            raise ConfigError(f"the {self.num_pids_per_batch} identities per batch cannot be shared by "
+                              f"{world_size} processes (rank {rank}): P must be a multiple of world_size")
+        self.index_by_pid: dict[int, list[int]] = defaultdict(list)
+        for index, sample in enumerate(samples):
+            self.index_by_pid[sample[1]].append(index)
+        if len(self.index_by_pid) < self.num_pids_per_batch:
+            raise ConfigError(f"a batch needs {self.num_pids_per_batch} identities but the training set has "
+                              f"{len(self.index_by_pid)}: lower batch_size or raise num_instances")
+        self.pids = sorted(self.index_by_pid)
+        self.num_instances, self.seed, self.rank, self.world_size = num_instances, seed, rank, world_size
+        self.batch_size_per_process = batch_size // world_size
+        self.epoch = 0
+        self._cache: tuple[int, list[int]] | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _groups(self, rng: np.random.Generator) -> dict[int, list[np.ndarray]]:
+        groups = {}
+        for pid in self.pids:
+            indices = np.asarray(self.index_by_pid[pid])
+            if len(indices) < self.num_instances:
+                indices = rng.choice(indices, size=self.num_instances, replace=True)
+            indices = rng.permutation(indices)
+            usable = len(indices) - len(indices) % self.num_instances
+            groups[pid] = list(indices[:usable].reshape(-1, self.num_instances))
+        return groups
+
+    def global_batches(self) -> list[list[np.ndarray]]:
+        """This epoch's batches, each a list of P groups of K indices (identical on every process)."""
+        rng = np.random.default_rng([self.seed, self.epoch])
+        groups = self._groups(rng)
+        available = list(self.pids)
+        batches = []
+        while len(available) >= self.num_pids_per_batch:
+            chosen = rng.choice(len(available), size=self.num_pids_per_batch, replace=False)
+            batches.append([groups[available[i]].pop() for i in chosen])
+            available = [pid for pid in available if groups[pid]]
+        return batches
+
+    def _indices(self) -> list[int]:
+        if self._cache is None or self._cache[0] != self.epoch:
+            share = self.num_pids_per_batch // self.world_size
+            mine = slice(self.rank * share, (self.rank + 1) * share)
+            indices = [int(i) for batch in self.global_batches() for group in batch[mine] for i in group]
+            self._cache = (self.epoch, indices)
+        return self._cache[1]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indices())
+
+    def __len__(self) -> int:
+        return len(self._indices())

@@ -1,0 +1,445 @@
+"""Runs assembled from a Config: `train`, `test` and `extract` (what the CLI commands call).
+
+    cfg = load_config("configs/top_db_net/market1501.yaml", ["data.root=DATA"])
+    result = train(cfg)                       # or train(cfg, resume="runs/x") to continue
+    test(cfg, "runs/x/checkpoints/last.pth")
+
+A training run folder (cfg.output.dir) holds config.yaml (the resolved config), checkpoints/ (last.pth,
+epoch_NNN.pth), metrics.jsonl, tensorboard/, results.json and report.html. Under torchrun every process trains
+its share; rank 0 alone evaluates and writes files.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import os
+import signal
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from reidkit.config import Config, config_from_dict, save_config
+from reidkit.engine import distributed
+from reidkit.engine.checkpoint import load_checkpoint, seed_everything, unwrap
+from reidkit.engine.distributed import DistInfo
+from reidkit.engine.evaluator import EvalResult, evaluate, format_table
+from reidkit.engine.hooks import CheckpointHook, EvalHook, LoggerHook, LRSchedulerHook
+from reidkit.engine.optim import build_optimizer, build_scheduler
+from reidkit.engine.trainer import Trainer
+from reidkit.errors import CheckpointError, ConfigError, DatasetError, RegistryError
+from reidkit.utils.io import atomic_open, atomic_write_json
+
+Printer = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    dist: DistInfo
+    device: torch.device
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    checkpoint: Path | None
+    history: Path
+    results: Path | None
+    report: Path | None
+    evaluation: EvalResult | None
+
+
+@dataclass
+class TestResult:
+    output_dir: Path
+    evaluation: EvalResult
+    results: Path
+    visualizations: list[Path]
+    report: Path | None
+
+
+# ------------------------------------------------------------------------------------------------- setup
+
+
+def setup(cfg: Config) -> RunContext:
+    """Process group (under torchrun), device, CPU threads and seeds."""
+    info, device = distributed.init_distributed(cfg.train.device)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    # Each process draws its own augmentations and drop blocks; DDP copies rank 0's initial weights.
+    seed_everything(cfg.train.seed + info.rank)
+    return RunContext(info, device)
+
+
+def _registry_check(registry: Any, name: str, key: str) -> None:
+    try:
+        registry.get(name)
+    except RegistryError as error:
+        raise ConfigError(f"{key}: {error}") from None
+
+
+def check_config(cfg: Config) -> None:
+    """Names that the config refers to exist, and model.options are options of the model; before any work."""
+    from reidkit.data import DATASETS, TRANSFORM_RECIPES
+    from reidkit.models import BACKBONES, MODELS, model_options
+
+    _registry_check(DATASETS, cfg.data.name, "data.name")
+    _registry_check(TRANSFORM_RECIPES, cfg.data.recipe, "data.recipe")
+    _registry_check(MODELS, cfg.model.name, "model.name")
+    _registry_check(BACKBONES, cfg.model.backbone, "model.backbone")
+    accepted = model_options(cfg.model.name)
+    for key in cfg.model.options:
+        if key not in accepted:
+            close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.5)
+            hint = f"; did you mean 'model.options.{close[0]}'?" if close else ""
+            raise ConfigError(f"model.options.{key}: model {cfg.model.name!r} has no option {key!r}{hint} "
+                              f"(its options and defaults: {accepted})")
+    if cfg.train.batch_size % cfg.data.num_instances:
+        raise ConfigError(f"train.batch_size={cfg.train.batch_size} must be a multiple of "
+                          f"data.num_instances={cfg.data.num_instances}")
+
+
+def build_dataset_from(cfg: Config) -> Any:
+    from reidkit.data import build_dataset
+
+    return build_dataset(cfg.data.name, cfg.data.root, **cfg.data.options)
+
+
+def build_model_from(cfg: Config, num_classes: int, *, pretrained: bool = True) -> nn.Module:
+    """The configured model; pretrained=False skips the backbone weights (they are about to be replaced)."""
+    from reidkit.models import build_model, load_weights
+
+    model = build_model(cfg.model.name, num_classes, backbone=cfg.model.backbone,
+                        pretrained=(cfg.model.pretrained or None) if pretrained else None, **cfg.model.options)
+    if cfg.model.weights and pretrained:
+        report = load_weights(model, cfg.model.weights)
+        print(f"model.weights: {report}")
+    return model
+
+
+def _ignore_signals(original: Callable[[int], None] | None, worker_id: int) -> None:
+    # Ctrl-C reaches every process of the terminal's group: the main process decides when loading stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if original is not None:
+        original(worker_id)
+
+
+def shield_workers(loader: Any) -> Any:
+    """Data-loading workers ignore SIGINT/SIGTERM, so an interrupted step can finish and be saved."""
+    if getattr(loader, "num_workers", 0) > 0:
+        loader.worker_init_fn = functools.partial(_ignore_signals, loader.worker_init_fn)
+    return loader
+
+
+def test_loaders(cfg: Config, dataset: Any) -> tuple[Any, Any]:
+    from reidkit.data import build_test_loader
+
+    common = {"height": cfg.data.height, "width": cfg.data.width, "batch_size": cfg.test.batch_size,
+              "workers": cfg.data.workers, "recipe": cfg.data.recipe}
+    return (shield_workers(build_test_loader(dataset.query, **common)),
+            shield_workers(build_test_loader(dataset.gallery, **common)))
+
+
+def evaluate_model(model: nn.Module, cfg: Config, ctx: RunContext, loaders: tuple[Any, Any], *,
+                   rerank: bool | None = None, num_gallery: int | None = None) -> EvalResult:
+    """Metrics of `model` on the query/gallery loaders with the test settings of `cfg`."""
+    test = cfg.test
+    max_rank = min(test.max_rank, num_gallery) if num_gallery else test.max_rank
+    return evaluate(
+        unwrap(model), *loaders, device=ctx.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last,
+        flip=test.flip, progress=cfg.output.progress and ctx.dist.is_main, metric=test.metric,
+        normalize=test.normalize, rerank=test.rerank if rerank is None else rerank, max_rank=max_rank,
+        k1=test.k1, k2=test.k2, lambda_value=test.lambda_value,
+    )
+
+
+def _to_device(model: nn.Module, cfg: Config, ctx: RunContext) -> nn.Module:
+    model.to(ctx.device)
+    if cfg.train.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
+# ------------------------------------------------------------------------------------------------- train
+
+
+def resolve_resume(path: str | os.PathLike) -> Path:
+    """A checkpoint file, or a run folder (-> its checkpoints/last.pth)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "last.pth", path / "last.pth"):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"--resume {path}: no checkpoints/last.pth in this folder")
+    if not path.is_file():
+        raise CheckpointError(f"--resume {path}: no such checkpoint file or run folder")
+    return path
+
+
+def _guard_run_dir(run_dir: Path) -> None:
+    existing = sorted((run_dir / "checkpoints").glob("*.pth")) if (run_dir / "checkpoints").is_dir() else []
+    if existing:
+        raise ConfigError(
+            f"output.dir {run_dir} already holds checkpoints ({existing[-1].name}, ...) of an earlier run: pass "
+            f"--resume {run_dir} to continue it, or choose another folder with --output (nothing was overwritten)"
+        )
+
+
+def _train_loader(cfg: Config, dataset: Any, ctx: RunContext) -> Any:
+    from reidkit.data import build_train_loader
+
+    loader = build_train_loader(
+        dataset.train, height=cfg.data.height, width=cfg.data.width, batch_size=cfg.train.batch_size,
+        num_instances=cfg.data.num_instances, recipe=cfg.data.recipe, workers=cfg.data.workers,
+        seed=cfg.train.seed, rank=ctx.dist.rank, world_size=ctx.dist.world_size,
+    )
+    return shield_workers(loader)
+
+
+def _wrap_distributed(model: nn.Module, ctx: RunContext) -> nn.Module:
+    if not ctx.dist.enabled:
+        return model
+    device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def load_resume(resume: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    path = resolve_resume(resume)
+    return path, load_checkpoint(path, for_resume=True)
+
+
+def config_for_resume(ckpt: Mapping[str, Any], source: Path) -> Config:
+    if not ckpt.get("config"):
+        raise CheckpointError(f"{source}: holds no config; pass --config with the run's config.yaml")
+    return config_from_dict(ckpt["config"], source=f"{source} (stored config)")
+
+
+def train(cfg: Config, *, resume: str | os.PathLike | None = None, out: Printer = print) -> TrainResult:
+    """Train (or continue) the configured model; evaluate, checkpoint and log through hooks."""
+    check_config(cfg)
+    ckpt, ckpt_path = None, None
+    if resume is not None:
+        ckpt_path, ckpt = load_resume(resume)
+    ctx = setup(cfg)
+    try:
+        return _train(cfg, ctx, ckpt, ckpt_path, out)
+    finally:
+        distributed.cleanup()
+
+
+def _train(cfg: Config, ctx: RunContext, ckpt: Mapping[str, Any] | None, ckpt_path: Path | None,
+           out: Printer) -> TrainResult:
+    main = ctx.dist.is_main
+    run_dir = Path(cfg.output.dir)
+    if main:
+        if ckpt is None:
+            _guard_run_dir(run_dir)
+        save_config(cfg, run_dir / "config.yaml")
+    distributed.barrier()
+    dataset = build_dataset_from(cfg)
+    if main:
+        out(f"{cfg.data.name}: {len(dataset.train)} training images of {dataset.num_train_pids} identities, "
+            f"{len(dataset.query)} query, {len(dataset.gallery)} gallery")
+    loader = _train_loader(cfg, dataset, ctx)
+    loaders = test_loaders(cfg, dataset)
+    model = _to_device(build_model_from(cfg, dataset.num_train_pids, pretrained=ckpt is None), cfg, ctx)
+    from reidkit.losses import build_criterion
+
+    criterion = build_criterion(model, weights=cfg.loss.weights, margin=cfg.loss.margin,
+                                soft_margin=cfg.loss.soft_margin, metric=cfg.loss.metric,
+                                label_smooth=cfg.loss.label_smooth).to(ctx.device)
+    optimizer = build_optimizer(model, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.schedule, cfg.train.epochs)
+    last: dict[str, EvalResult] = {}
+
+    def run_evaluation(module: nn.Module) -> dict[str, float]:
+        last["result"] = evaluate_model(module, cfg, ctx, loaders, num_gallery=len(dataset.gallery))
+        return last["result"].flat()
+
+    checkpoints = CheckpointHook(run_dir / "checkpoints", period=cfg.checkpoint.period,
+                                 save_last=cfg.checkpoint.save_last, config=cfg.to_dict())
+    logger = LoggerHook(run_dir, tensorboard=cfg.output.tensorboard, progress=cfg.output.progress,
+                        log_period=cfg.train.log_period)
+    hooks = [LRSchedulerHook(scheduler), EvalHook(run_evaluation, cfg.test.eval_period), logger, checkpoints]
+    trainer = Trainer(
+        _wrap_distributed(model, ctx), criterion, optimizer, loader, epochs=cfg.train.epochs, device=ctx.device,
+        scheduler=scheduler, amp=cfg.train.amp, channels_last=cfg.train.channels_last,
+        accumulate_steps=cfg.train.accumulate_steps, fixbase_epochs=cfg.train.fixbase_epochs,
+        grad_clip=cfg.train.grad_clip, dist=ctx.dist, hooks=hooks,
+    )
+    if ckpt is not None:
+        trainer.resume(ckpt, source=str(ckpt_path))
+        if main:
+            out(f"resuming {ckpt_path}: {trainer.start_epoch} epochs done"
+                + (f", {trainer.start_iter} iterations into the next" if trainer.start_iter else ""))
+    if main:
+        out(f"training {cfg.model.name} ({cfg.model.backbone}) for {cfg.train.epochs} epochs on {ctx.device}"
+            + (f" x {ctx.dist.world_size} processes" if ctx.dist.enabled else "") + f"; run folder {run_dir}")
+    trainer.train()
+    result = last.get("result")
+    final = checkpoints.saved[-1] if checkpoints.saved else checkpoints.last_path
+    if not main:
+        return TrainResult(run_dir, final, logger.history_path, None, None, result)
+    results_path = _write_results(run_dir / "results.json", cfg, final, result)
+    report = None
+    if result is not None:
+        out(format_table(result.table_rows(), label=f"{cfg.model.name} on {cfg.data.name}"))
+        if cfg.output.report:
+            report = write_run_report(run_dir, cfg, result, model, dataset, ctx, history=logger.history_path)
+    return TrainResult(run_dir, final, logger.history_path, results_path, report, result)
+
+
+def _write_results(path: Path, cfg: Config, checkpoint: Path | None, result: EvalResult | None) -> Path:
+    atomic_write_json(path, {
+        "model": cfg.model.name, "dataset": cfg.data.name, "checkpoint": str(checkpoint) if checkpoint else None,
+        "metrics": result.flat() if result is not None else {},
+    })
+    return path
+
+
+def write_run_report(run_dir: Path, cfg: Config, result: EvalResult, model: nn.Module, dataset: Any,
+                     ctx: RunContext, *, history: Path | None = None) -> Path | None:
+    """report.html with the metrics, CMC and history plots and the best/worst ranked lists. A failure here
+    is reported as a warning: the checkpoint and results are already written."""
+    try:
+        from reidkit.data import build_transforms
+        from reidkit.visualize import report_samples, write_report
+
+        transform = build_transforms(cfg.data.height, cfg.data.width, train=False, recipe=cfg.data.recipe)
+        samples = report_samples(unwrap(model), dataset.query, dataset.gallery, result.distmat, run_dir,
+                                 transform=transform, device=ctx.device, dataset_name=cfg.data.name,
+                                 batch_size=cfg.test.batch_size)
+        cmc = {"without re-ranking": result.cmc}
+        if result.cmc_reranked is not None:
+            cmc["with re-ranking"] = result.cmc_reranked
+        return write_report(run_dir, config=cfg.to_dict(), metrics=result.table_rows(),
+                            history_path=history if history and history.is_file() else None, cmc=cmc,
+                            ranked_images=samples, title=f"reidkit: {cfg.model.name} on {cfg.data.name}")
+    except Exception as error:  # noqa: BLE001  (see the docstring)
+        warnings.warn(f"could not write {run_dir / 'report.html'}: {type(error).__name__}: {error}", stacklevel=2)
+        return None
+
+
+# -------------------------------------------------------------------------------------------------- test
+
+
+def _load_for_eval(cfg: Config, weights: str | os.PathLike, default_classes: int) -> nn.Module:
+    from reidkit.models import load_weights
+    from reidkit.models.weights import torch_load
+
+    obj = torch_load(weights)
+    num_classes = default_classes
+    if isinstance(obj, Mapping) and obj.get("format") == "reidkit" and int(obj.get("num_classes") or 0) > 0:
+        num_classes = int(obj["num_classes"])
+    model = build_model_from(cfg, num_classes, pretrained=False)
+    report = load_weights(model, obj)
+    report.source = os.fspath(weights)
+    print(f"weights: {report}")
+    return model
+
+
+def vis_modes(cfg: Config) -> list[str]:
+    return [m for m in ("visrank", "visrankactiv", "visrankactivthr", "visdrop") if getattr(cfg.test, m)]
+
+
+def test(cfg: Config, weights: str | os.PathLike, *, out: Printer = print) -> TestResult:
+    """Evaluate `weights` on the configured dataset's query/gallery (with and without re-ranking per
+    cfg.test.rerank); draw the ranked lists asked for (cfg.test.vis*); write results and a report into
+    <output.dir>/test."""
+    check_config(cfg)
+    ctx = RunContext(DistInfo(), distributed.resolve_device(cfg.train.device))
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    dataset = build_dataset_from(cfg)
+    model = _to_device(_load_for_eval(cfg, weights, dataset.num_train_pids), cfg, ctx)
+    result = evaluate_model(model, cfg, ctx, test_loaders(cfg, dataset), num_gallery=len(dataset.gallery))
+    out_dir = Path(cfg.output.dir) / "test"
+    out(format_table(result.table_rows(), label=f"{Path(weights).name} on {cfg.data.name}"))
+    results = out_dir / "results.json"
+    atomic_write_json(results, {"weights": os.fspath(weights), "dataset": cfg.data.name,
+                                "metrics": result.flat(), "config": cfg.to_dict()})
+    drawn = _visualize(cfg, model, dataset, result, out_dir, ctx)
+    if drawn:
+        out(f"wrote {len(drawn)} ranked lists under {out_dir / 'visualizations'}")
+    report = write_run_report(out_dir, cfg, result, model, dataset, ctx) if cfg.output.report else None
+    return TestResult(out_dir, result, results, drawn, report)
+
+
+def _visualize(cfg: Config, model: nn.Module, dataset: Any, result: EvalResult, out_dir: Path,
+               ctx: RunContext) -> list[Path]:
+    modes = vis_modes(cfg)
+    if not modes:
+        return []
+    from reidkit.data import build_transforms
+    from reidkit.visualize import visualize_test_run
+
+    transform = build_transforms(cfg.data.height, cfg.data.width, train=False, recipe=cfg.data.recipe)
+    return visualize_test_run(
+        unwrap(model), dataset.query, dataset.gallery, result.distmat, out_dir / "visualizations", modes=modes,
+        topk=cfg.test.topk, maskthr=cfg.test.maskthr, transform=transform, device=ctx.device,
+        dataset_name=cfg.data.name, batch_size=cfg.test.batch_size, num_queries=cfg.test.vis_queries,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- extract
+
+FEATURE_FORMATS = (".npz", ".mat", ".pt")
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    from reidkit.data.base import IMAGE_SUFFIXES
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DatasetError(f"image folder {folder} does not exist")
+    images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not images:
+        raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {folder}")
+    return images
+
+
+def extract(cfg: Config, weights: str | os.PathLike, images: str | os.PathLike, output: str | os.PathLike, *,
+            out: Printer = print) -> Path:
+    """Eval-mode features of every image under `images` (recursively, sorted) into `output`: .npz (features,
+    paths), .mat (same keys) or .pt ({"features": tensor, "paths": list}). Paths are relative to `images`."""
+    output = Path(output)
+    if output.suffix not in FEATURE_FORMATS:
+        raise ConfigError(f"--output {output}: expected a file ending in {', '.join(FEATURE_FORMATS)}")
+    from reidkit.data import build_test_loader
+    from reidkit.engine.evaluator import extract_features
+
+    files = list_images(images)
+    ctx = RunContext(DistInfo(), distributed.resolve_device(cfg.train.device))
+    model = _to_device(_load_for_eval(cfg, weights, 1), cfg, ctx)
+    loader = build_test_loader([(str(p), -1, -1) for p in files], height=cfg.data.height, width=cfg.data.width,
+                               batch_size=cfg.test.batch_size, workers=cfg.data.workers, recipe=cfg.data.recipe)
+    feats = extract_features(model, shield_workers(loader), device=ctx.device, amp=cfg.train.amp,
+                             channels_last=cfg.train.channels_last, flip=cfg.test.flip,
+                             desc="extract" if cfg.output.progress else None)
+    relative = [p.relative_to(Path(images).expanduser()).as_posix() for p in files]
+    save_features(output, feats.features.numpy(), relative)
+    out(f"wrote {output}: {len(files)} images x {feats.features.shape[1]} features")
+    return output
+
+
+def save_features(path: Path, features: Any, paths: list[str]) -> None:
+    import numpy as np
+
+    if path.suffix == ".pt":
+        from reidkit.utils.io import atomic_torch_save
+
+        atomic_torch_save({"features": torch.from_numpy(features), "paths": paths}, path)
+        return
+    with atomic_open(path, "wb") as handle:
+        if path.suffix == ".npz":
+            np.savez(handle, features=features, paths=np.asarray(paths))
+        else:
+            from scipy.io import savemat
+
+            savemat(handle, {"features": features, "paths": np.asarray(paths, dtype=object)})

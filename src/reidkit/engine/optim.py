@@ -1,0 +1,127 @@
+"""Optimizers (adam, adamw, sgd) and per-epoch learning-rate schedules.
+
+A schedule is a factor of the configured peak LR per 0-based epoch index, applied with LambdaLR and stepped once
+per epoch. The spec's schedules (top-db-net.md section 7), with ep = epoch index + 1 and milestones [50, 200, 300]:
+
+- warmup_db (Top-DB-Net, optim.lr 5e-4): ep < 50: lr * (ep // 5 + 1) / 10, i.e. 1e-4 * (ep // 5 + 1) / 2;
+  then 5e-4 until ep 200, 5e-5 until ep 300, 5e-6 after.
+- bdb (BDB, optim.lr 1e-3): the same shape, so 1e-4 * (ep // 5 + 1), 1e-3, 1e-4, 1e-5.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from reidkit.config import OptimConfig, ScheduleConfig
+from reidkit.errors import ConfigError
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def build_optimizer(params: Iterable[nn.Parameter] | nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Optimizer over `params` (a module: its parameters that require grad)."""
+    if isinstance(params, nn.Module):
+        params = trainable_parameters(params)
+    params = list(params)
+    if not params:
+        raise ConfigError("the model has no trainable parameters")
+    if cfg.name in ("adam", "adamw"):
+        if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
+            raise ConfigError(f"optim.betas={cfg.betas!r}: expected two numbers in [0, 1)")
+        cls = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
+        return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    if cfg.name == "sgd":
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+        )
+    raise ConfigError(f"optim.name={cfg.name!r}: expected adam, adamw or sgd")
+
+
+class EpochFactor:
+    """Picklable LR factor per 0-based epoch index (LambdaLR stores its __dict__ in state_dict)."""
+
+    def __call__(self, epoch: int) -> float:
+        return self.factor(int(epoch))
+
+    def factor(self, epoch: int) -> float:
+        return 1.0
+
+
+class StepWarmupFactor(EpochFactor):
+    """warmup_db / bdb: 10 equal warm-up steps over [0, milestones[0]), then gamma at each later milestone."""
+
+    def __init__(self, milestones: Sequence[int], gamma: float) -> None:
+        self.milestones, self.gamma = list(milestones), gamma
+
+    def factor(self, epoch: int) -> float:
+        ep = epoch + 1  # the reference counts epochs from 1
+        warmup = self.milestones[0]
+        if ep < warmup:
+            return (ep * 10 // warmup + 1) / 10
+        return self.gamma ** sum(ep >= m for m in self.milestones[1:])
+
+
+class MultiStepFactor(EpochFactor):
+    """Linear warm-up from warmup_factor over warmup_epochs, then gamma at each milestone (epoch index)."""
+
+    def __init__(self, milestones: Sequence[int], gamma: float, warmup_epochs: int, warmup_factor: float) -> None:
+        self.milestones, self.gamma = list(milestones), gamma
+        self.warmup_epochs, self.warmup_factor = warmup_epochs, warmup_factor
+
+    def warmup(self, epoch: int) -> float:
+        if epoch >= self.warmup_epochs:
+            return 1.0
+        return self.warmup_factor + (1 - self.warmup_factor) * epoch / self.warmup_epochs
+
+    def factor(self, epoch: int) -> float:
+        return self.warmup(epoch) * self.gamma ** sum(epoch >= m for m in self.milestones)
+
+
+class CosineFactor(MultiStepFactor):
+    """Linear warm-up, then cosine annealing from 1 to min_lr_factor at the last epoch."""
+
+    def __init__(self, epochs: int, warmup_epochs: int, warmup_factor: float, min_lr_factor: float) -> None:
+        super().__init__([], 1.0, warmup_epochs, warmup_factor)
+        self.epochs, self.min_lr_factor = epochs, min_lr_factor
+
+    def factor(self, epoch: int) -> float:
+        if epoch < self.warmup_epochs:
+            return self.warmup(epoch)
+        span = max(1, self.epochs - 1 - self.warmup_epochs)
+        progress = min(1.0, (epoch - self.warmup_epochs) / span)
+        return self.min_lr_factor + (1 - self.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def schedule_factor(cfg: ScheduleConfig, epochs: int) -> EpochFactor:
+    """The factor function of schedule `cfg` for a run of `epochs` epochs (validated)."""
+    milestones = list(cfg.milestones)
+    if any(b <= a for a, b in zip(milestones, milestones[1:])) or any(m < 0 for m in milestones):
+        raise ConfigError(f"schedule.milestones={milestones}: expected increasing epochs >= 0")
+    if cfg.name in ("warmup_db", "bdb"):
+        if len(milestones) != 3 or milestones[0] < 1:
+            raise ConfigError(
+                f"schedule.milestones={milestones}: {cfg.name} expects [end of warm-up >= 1, first decay, second "
+                "decay], e.g. [50, 200, 300]"
+            )
+        return StepWarmupFactor(milestones, cfg.gamma)
+    if not 0 < cfg.warmup_factor <= 1:
+        raise ConfigError(f"schedule.warmup_factor={cfg.warmup_factor}: expected a value in (0, 1]")
+    if cfg.name == "multistep":
+        return MultiStepFactor(milestones, cfg.gamma, cfg.warmup_epochs, cfg.warmup_factor)
+    if cfg.name == "cosine":
+        return CosineFactor(epochs, cfg.warmup_epochs, cfg.warmup_factor, cfg.min_lr_factor)
+    if cfg.name == "constant":
+        return EpochFactor()
+    raise ConfigError(f"schedule.name={cfg.name!r}: expected warmup_db, bdb, multistep, cosine or constant")
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, epochs: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-epoch LambdaLR: step it once at the end of every epoch."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=schedule_factor(cfg, epochs))

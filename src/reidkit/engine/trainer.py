@@ -1,0 +1,320 @@
+"""The training loop: epochs of steps, with everything else (LR schedule, evaluation, logging, checkpoints) in
+hooks (engine.hooks).
+
+    trainer = Trainer(model, criterion, optimizer, loader, epochs=400, device=device,
+                      hooks=[LRSchedulerHook(sched), EvalHook(fn, 30), LoggerHook(run_dir), CheckpointHook(...)])
+    trainer.resume(load_checkpoint(path, for_resume=True))   # optional
+    trainer.train()
+
+A step: forward (optionally under bf16/fp16 autocast, channels_last inputs), criterion in fp32, backward; every
+`accumulate_steps` batches: gradient clipping, optimizer step. SIGINT/SIGTERM finish the current optimizer step,
+save a resumable checkpoint (hooks' on_interrupt) and raise TrainingInterrupted.
+
+Resuming is exact on CPU with data.workers=0: the checkpoint holds the global RNG states (of every process), the
+train loader's generator and, when saved mid-epoch, the RNG states of the epoch start, so the epoch's batches are
+drawn again and the first `iteration` of them skipped.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from reidkit.engine import distributed
+from reidkit.engine.checkpoint import capture_rng, restore_rng, restore_training_state, unwrap
+from reidkit.engine.distributed import DistInfo
+from reidkit.engine.hooks import HookBase
+from reidkit.engine.interrupt import TrainingInterrupted
+from reidkit.errors import ConfigError, ReidkitError
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# A second signal within this many seconds is the same event delivered twice (terminal + torchrun).
+_REPEAT_WINDOW = 2.0
+
+
+class NonFiniteLoss(ReidkitError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class StepOutput:
+    loss: float
+    parts: dict[str, float] = field(default_factory=dict)
+    images: int = 0
+
+
+def _float_output(output: Any) -> Any:
+    """A ModelOutput with fp32 tensors, so the losses run in full precision after an autocast forward."""
+    streams = getattr(output, "streams", None)
+    if streams is None:
+        return output
+    return type(output)({name: type(s)(s.logits.float(), s.features.float()) for name, s in streams.items()})
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        criterion: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loader: Iterable[Mapping[str, Any]],
+        *,
+        epochs: int,
+        device: torch.device | str = "cpu",
+        scheduler: Any | None = None,
+        amp: str = "none",
+        channels_last: bool = False,
+        accumulate_steps: int = 1,
+        fixbase_epochs: int = 0,
+        grad_clip: float = 0.0,
+        dist: DistInfo = DistInfo(),
+        hooks: Sequence[HookBase] = (),
+    ) -> None:
+        self.model, self.module = model, unwrap(model)
+        self.criterion, self.optimizer, self.scheduler, self.loader = criterion, optimizer, scheduler, loader
+        self.epochs, self.device, self.dist = epochs, torch.device(device), dist
+        self.amp, self.channels_last = self._check_amp(amp, self.device), channels_last
+        self.accumulate_steps, self.fixbase_epochs, self.grad_clip = accumulate_steps, fixbase_epochs, grad_clip
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
+        self.start_epoch = self.start_iter = 0
+        self.epoch = self.iter = self.global_step = 0
+        self.num_batches = 0
+        self.lr = optimizer.param_groups[0]["lr"]
+        self.last_step = StepOutput(float("nan"))
+        self.epoch_metrics: dict[str, float] = {}
+        self.latest_metrics: dict[str, float] = {}
+        self.stop_signal: int | None = None
+        self.interrupt_checkpoint: Path | None = None
+        self._signal_time = 0.0
+        self._epoch_rng: list[Any] | None = None
+        self._resume_rng: list[Any] | None = None
+        self._trainable = {id(p) for p in self.module.parameters() if p.requires_grad}
+        self._frozen: list[nn.Parameter] = []
+        self.hooks: list[HookBase] = []
+        self.register_hooks(hooks)
+
+    @staticmethod
+    def _check_amp(amp: str, device: torch.device) -> str:
+        if amp not in ("none", *AMP_DTYPES):
+            raise ConfigError(f"train.amp={amp!r}: expected none, bf16 or fp16")
+        if amp == "fp16" and device.type != "cuda":
+            raise ConfigError("train.amp=fp16 needs a CUDA device (fp16 with a grad scaler); on CPU use train.amp=bf16")
+        return amp
+
+    def register_hooks(self, hooks: Iterable[HookBase]) -> None:
+        for hook in hooks:
+            hook.trainer = self
+            self.hooks.append(hook)
+
+    def _call(self, stage: str) -> None:
+        for hook in self.hooks:
+            getattr(hook, stage)()
+
+    # ------------------------------------------------------------------------------------------------ resume
+
+    def resume(self, ckpt: Mapping[str, Any], source: str = "checkpoint") -> None:
+        """Continue from a checkpoint of checkpoint_state(): weights, optimizer, scheduler, scaler, epoch,
+        iteration within the epoch, RNG states and hook states."""
+        restore_training_state(ckpt, self.model, self.optimizer, self.scheduler, self.scaler, source=source)
+        self.start_epoch, self.start_iter = int(ckpt["epoch"]), int(ckpt.get("iteration", 0))
+        self.global_step = int(ckpt.get("global_step", 0))
+        self.latest_metrics = dict(ckpt.get("metrics", {}))
+        if self.start_epoch > self.epochs or (self.start_epoch == self.epochs and self.start_iter):
+            raise ConfigError(f"{source}: has {self.start_epoch} epochs done but train.epochs={self.epochs}; raise "
+                              "train.epochs to train further")
+        rngs, epoch_rngs = ckpt.get("rng"), ckpt.get("epoch_rng")
+        if isinstance(rngs, list) and len(rngs) == self.dist.world_size:
+            self._resume_rng = [rngs[self.dist.rank], epoch_rngs[self.dist.rank] if epoch_rngs else None]
+        elif rngs is not None:
+            print(f"warning: {source} was saved by {len(rngs)} processes, this run has {self.dist.world_size}: "
+                  "random states are not restored, the run continues but not bit-identically", file=sys.stderr)
+        generator = getattr(self.loader, "generator", None)
+        if generator is not None and "loader_generator" in ckpt:
+            generator.set_state(ckpt["loader_generator"])
+        for hook in self.hooks:
+            hook.load_state_dict(ckpt.get("hooks", {}).get(type(hook).__name__, {}))
+
+    def checkpoint_state(self, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Keyword arguments of save_checkpoint for the current point: after a completed epoch (iteration 0)
+        or mid-epoch. Collective in distributed runs (gathers every process's RNG state)."""
+        mid_epoch = 0 < self.iter < self.num_batches
+        state: dict[str, Any] = {
+            "epoch": self.epoch if mid_epoch else self.epoch + 1,
+            "iteration": self.iter if mid_epoch else 0,
+            "global_step": self.global_step,
+            "optimizer": self.optimizer,
+            "scheduler": self.scheduler,
+            "scaler": self.scaler,
+            "rng": distributed.all_gather_object(capture_rng()),
+            "config": dict(config or {}),
+            "metrics": dict(self.latest_metrics),
+            "hooks": {type(h).__name__: h.state_dict() for h in self.hooks} if mid_epoch else {},
+        }
+        if mid_epoch:
+            state["epoch_rng"] = self._epoch_rng
+        generator = getattr(self.loader, "generator", None)
+        if generator is not None:
+            state["loader_generator"] = generator.get_state()
+        return state
+
+    # ---------------------------------------------------------------------------------------------- signals
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if self.stop_signal is None:
+            self.stop_signal, self._signal_time = signum, now
+            if self.dist.is_main:
+                print(f"\n{signal.Signals(signum).name}: finishing the current step, then saving a resumable "
+                      "checkpoint (send it again to abort without saving)", file=sys.stderr, flush=True)
+        elif now - self._signal_time > _REPEAT_WINDOW:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def _signal_handlers(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for s in previous:
+            signal.signal(s, self._on_signal)
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _stop_requested(self) -> bool:
+        stop = distributed.any_true(self.stop_signal is not None, self.device)
+        if stop and self.stop_signal is None:
+            self.stop_signal = signal.SIGTERM  # another process was signalled
+        return stop
+
+    def _interrupt(self) -> None:
+        self._call("on_interrupt")
+        raise TrainingInterrupted(self.stop_signal or signal.SIGINT, self.interrupt_checkpoint)
+
+    # ----------------------------------------------------------------------------------------------- epochs
+
+    def train(self) -> None:
+        with self._signal_handlers():
+            self._call("before_train")
+            for self.epoch in range(self.start_epoch, self.epochs):
+                self.iter = self.start_iter if self.epoch == self.start_epoch else 0
+                if self._run_epoch():
+                    self._interrupt()
+            self._call("after_train")
+
+    def _set_epoch(self, epoch: int) -> None:
+        for holder in (getattr(self.loader, "sampler", None), getattr(self.loader, "batch_sampler", None)):
+            if hasattr(holder, "set_epoch"):
+                holder.set_epoch(epoch)
+        if hasattr(self.module, "set_epoch"):
+            self.module.set_epoch(epoch)
+        self._set_fixbase(epoch < self.fixbase_epochs)
+        self.lr = self.optimizer.param_groups[0]["lr"]
+        self.epoch_metrics = {}
+
+    def _set_fixbase(self, frozen: bool) -> None:
+        """Freeze the backbone (weights and BN statistics) during the first fixbase_epochs."""
+        backbone = getattr(self.module, "backbone", None)
+        self.model.train()
+        if backbone is None:
+            if self.fixbase_epochs:
+                raise ConfigError("train.fixbase_epochs needs a model with a `backbone` attribute")
+            return
+        self._frozen = [p for p in backbone.parameters() if id(p) in self._trainable] if frozen else []
+        if frozen:
+            backbone.eval()
+        if not self.dist.enabled:
+            # DDP needs a fixed set of parameters with gradients; there grads are dropped before the step instead.
+            for p in backbone.parameters():
+                p.requires_grad_(id(p) in self._trainable and not frozen)
+
+    def _epoch_batches(self) -> Iterator[Mapping[str, Any]]:
+        """This epoch's batches; a mid-epoch resume draws them with the epoch-start RNG and skips the done ones."""
+        if self._resume_rng is not None:
+            rng, epoch_rng = self._resume_rng
+            self._resume_rng = None
+            if self.iter and epoch_rng is not None:
+                restore_rng(epoch_rng)
+                self._epoch_rng = distributed.all_gather_object(epoch_rng)
+                batches = iter(self.loader)
+                for _ in range(self.iter):
+                    next(batches)
+                restore_rng(rng)
+                return batches
+            restore_rng(rng)
+        self._epoch_rng = distributed.all_gather_object(capture_rng())
+        return iter(self.loader)
+
+    def _run_epoch(self) -> bool:
+        """One epoch (or its rest); True when training must stop on a signal."""
+        self._set_epoch(self.epoch)
+        self.num_batches = len(self.loader)  # type: ignore[arg-type]
+        batches = self._epoch_batches()
+        self._call("before_epoch")
+        for batch in batches:
+            self._call("before_step")
+            self.last_step = self.run_step(batch)
+            self.iter += 1
+            self._call("after_step")
+            boundary = self.iter % self.accumulate_steps == 0 or self.iter == self.num_batches
+            if boundary and self._stop_requested():
+                if self.iter < self.num_batches:
+                    return True
+                break
+        self._call("after_epoch")
+        self.iter = 0
+        return self.stop_signal is not None and self.epoch + 1 < self.epochs
+
+    # ------------------------------------------------------------------------------------------------ steps
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp == "none":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.amp])
+
+    def run_step(self, batch: Mapping[str, Any]) -> StepOutput:
+        images = batch["img"].to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        pids = torch.as_tensor(batch["pid"]).to(self.device, non_blocking=True)
+        boundary = (self.iter + 1) % self.accumulate_steps == 0 or self.iter + 1 == self.num_batches
+        no_sync = getattr(self.model, "no_sync", None)
+        sync = no_sync() if (no_sync is not None and not boundary) else contextlib.nullcontext()
+        with sync:
+            with self._autocast():
+                output = self.model(images)
+            loss, parts = self.criterion(_float_output(output) if self.amp != "none" else output, pids)
+            if not torch.isfinite(loss):
+                raise NonFiniteLoss(f"the loss is {loss.item()} at epoch {self.epoch + 1}, iteration {self.iter + 1} "
+                                    f"({parts}); lower optim.lr, or set train.amp=none")
+            scaled = loss / self.accumulate_steps
+            (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+        if boundary:
+            self._optimizer_step()
+        return StepOutput(float(loss.detach()), dict(parts), int(images.shape[0]))
+
+    def _optimizer_step(self) -> None:
+        for p in self._frozen:
+            p.grad = None
+        if self.grad_clip > 0:
+            if self.scaler is not None:
+                self.scaler.unscale_(self.optimizer)
+            params = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.global_step += 1

@@ -1,0 +1,293 @@
+"""CMC, mAP and mINP of a ranking, vectorised and processed in blocks of queries.
+
+Numbers are those of fastreid's Cython evaluator (`rank_cy.pyx`) and torchreid's `evaluate_rank`:
+
+* Market protocol (Market-1501, DukeMTMC, MSMT17, CUHK03 767/700): for each query the gallery items with the
+  query's identity *and* camera are removed; a query with no remaining match is skipped; CMC is the
+  fraction of valid queries whose first match is at rank <= k; AP is the usual average precision over the
+  remaining gallery; mINP is the mean over valid queries of (number of matches) / (rank of the last match).
+* CUHK03 classic single-gallery-shot protocol (`protocol="cuhk03"`): as above, but the CMC is averaged
+  over `num_repeats` draws of one gallery item per identity (from the items kept for that query). mAP and
+  mINP use the whole kept gallery, as in the peers.
+
+How ranks are found. The Market protocol never sorts indices: each row is sorted by *value* (numpy's
+SIMD sort, several times faster than `argsort`), and the rank of a match is found by binary search of its
+distance in the sorted row, less the items of the query's own identity that precede it. The matches of a
+query are few, so this is exact and cheap. The one thing a value sort cannot tell is the order of *equal*
+distances; where a match has the same distance as a non-match (float32 ties are not rare at Market scale),
+the row is ranked again with `np.argsort` - the default, unstable kind, as the peers use - so that ties are
+broken exactly as fastreid and torchreid break them.
+
+Distances are ranked in the dtype they are given in (the peers cast to float32 first; pass float32 to compare
+with them). Sums are taken in float64 (the peers use float32), so the results agree with theirs to ~1e-7.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable, Literal
+
+import numpy as np
+import torch
+
+from reidkit.metrics._checks import MetricInputError, as_labels, as_matrix, positive_int, to_numpy
+from reidkit.metrics.distance import check_metric, iter_distance_blocks
+
+Protocol = Literal["market", "cuhk03"]
+PROTOCOLS: tuple[str, ...] = ("market", "cuhk03")
+
+# Bytes of one [rows, gallery] float block: bounds the rows evaluated at once, whatever the gallery size.
+_BLOCK_BYTES = 64 * 2**20
+
+
+class _Gallery:
+    """Gallery labels with the items of each identity listed contiguously, for gathering a query's matches."""
+
+    def __init__(self, pids: np.ndarray, camids: np.ndarray) -> None:
+        self.pids, self.camids = pids, camids
+        # stable: within an identity the items stay in gallery order
+        self.by_pid = np.argsort(pids, kind="stable")
+        self.unique_pids, self.starts, self.counts = np.unique(pids[self.by_pid], return_index=True,
+                                                              return_counts=True)
+
+    def members(self, q_pids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """[B, K] gallery indices of each query's identity (K = the largest such group) and their valid mask."""
+        slot = np.searchsorted(self.unique_pids, q_pids).clip(max=len(self.unique_pids) - 1)
+        counts = np.where(self.unique_pids[slot] == q_pids, self.counts[slot], 0)
+        offset = np.arange(max(int(counts.max(initial=0)), 1))
+        valid = offset[None, :] < counts[:, None]
+        return self.by_pid[np.where(valid, self.starts[slot][:, None] + offset[None, :], 0)], valid
+
+
+class _Accumulator:
+    """Per-query results gathered block by block; `result()` averages them over the valid queries."""
+
+    def __init__(self, num_gallery: int, max_rank: int) -> None:
+        self.first_rank_hist = np.zeros(num_gallery + 1, np.int64)
+        self.ap: list[np.ndarray] = []
+        self.inp: list[np.ndarray] = []
+        self.single_shot_cmc: list[np.ndarray] = []
+        self.max_rank = max_rank
+
+    def add_ranks(self, first: np.ndarray, ap: np.ndarray, inp: np.ndarray) -> None:
+        self.first_rank_hist += np.bincount(first, minlength=len(self.first_rank_hist))[: len(self.first_rank_hist)]
+        self.ap.append(ap)
+        self.inp.append(inp)
+
+    def result(self, single_shot: bool) -> tuple[np.ndarray, float, float]:
+        ap = np.concatenate(self.ap) if self.ap else np.zeros(0)
+        if ap.size == 0:
+            raise MetricInputError(
+                "no query has a valid match in the gallery (same identity, other camera); "
+                "check that q_pids / g_pids and q_camids / g_camids describe the same identities and cameras")
+        if single_shot:
+            cmc = np.concatenate(self.single_shot_cmc).sum(axis=0) / ap.size
+        else:
+            cmc = np.cumsum(self.first_rank_hist)[: self.max_rank] / ap.size
+        return cmc, float(ap.mean()), float(np.concatenate(self.inp).mean())
+
+
+def _metrics_from_sorted_matches(raw: np.ndarray, kept_rank: np.ndarray
+                                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """From matches laid out in ranked order ([B, G] bool, junk already False) and each item's 0-based rank among
+    the kept items: (valid rows, first-match rank, AP, INP) of the valid rows."""
+    num_pos = raw.sum(axis=1)
+    valid = num_pos > 0
+    raw, kept_rank, num_pos = raw[valid], kept_rank[valid], num_pos[valid]
+    rows = np.arange(len(raw))
+    first = kept_rank[rows, raw.argmax(axis=1)]
+    last = kept_rank[rows, raw.shape[1] - 1 - raw[:, ::-1].argmax(axis=1)]
+    hits = np.cumsum(raw, axis=1)
+    precision_sum = np.divide(hits, kept_rank + 1.0, out=np.zeros(raw.shape), where=raw).sum(axis=1)
+    return valid, first, precision_sum / num_pos, num_pos / (last + 1.0)
+
+
+def _ranked_rows(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: _Gallery):
+    """Exact path: full argsort of each row (numpy's default kind, as the peers) -> matches in ranked order."""
+    order = np.argsort(dist, axis=1)
+    match = gallery.pids[order] == q_pids[:, None]
+    junk = match & (gallery.camids[order] == q_camids[:, None])
+    kept = ~junk
+    kept_rank = np.cumsum(kept, axis=1) - 1
+    return order, match & kept, kept, kept_rank
+
+
+def _market_exact(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: _Gallery, acc: _Accumulator
+                  ) -> None:
+    _, raw, _, kept_rank = _ranked_rows(dist, q_pids, q_camids, gallery)
+    _, first, ap, inp = _metrics_from_sorted_matches(raw, kept_rank)
+    acc.add_ranks(first, ap, inp)
+
+
+def _market_fast(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: _Gallery, acc: _Accumulator
+                 ) -> None:
+    """Ranks of the matches by value sort + binary search; rows where a match ties a non-match go to the exact path."""
+    sorted_rows = np.sort(dist, axis=1)  # NaNs sort last: one column tells whether a row has any
+    if np.isnan(sorted_rows[:, -1]).any():
+        raise MetricInputError("distmat contains NaN; distances must be numbers (inf is allowed)")
+    member, valid = gallery.members(q_pids)
+    member_dist = np.take_along_axis(dist, member, axis=1)
+    member_dist[~valid] = np.inf
+    positive = valid & (gallery.camids[member] != q_camids[:, None])
+    # order each query's own-identity items by distance; stable keeps gallery order among equal distances
+    by_dist = np.argsort(member_dist, axis=1, kind="stable")
+    member_dist = np.take_along_axis(member_dist, by_dist, axis=1)
+    positive = np.take_along_axis(positive, by_dist, axis=1)
+    valid = np.take_along_axis(valid, by_dist, axis=1)
+
+    t_sorted, t_member = torch.from_numpy(sorted_rows), torch.from_numpy(np.ascontiguousarray(member_dist))
+    less_all = torch.searchsorted(t_sorted, t_member).numpy()
+    equal_all = torch.searchsorted(t_sorted, t_member, right=True).numpy() - less_all
+    less_own = torch.searchsorted(t_member, t_member).numpy()
+    equal_own = torch.searchsorted(t_member, t_member, right=True).numpy() - less_own
+    # padding (inf) entries are counted in equal_own but not in equal_all, hence `valid` in the test
+    equal_own = equal_own - ((~valid).sum(axis=1, keepdims=True) * (member_dist == np.inf))
+    tied = (positive & (equal_all != equal_own)).any(axis=1)
+
+    # rank among kept items of the k-th match (k = 0, 1, ...) = (non-matches strictly closer) + k; other
+    # items of the query's identity are either matches (counted by k) or removed junk
+    k = np.cumsum(positive, axis=1) - 1
+    rank = less_all - less_own + k
+    num_pos = positive.sum(axis=1)
+    use = (num_pos > 0) & ~tied
+    if use.any():
+        pos, r, kk, n = positive[use], rank[use], k[use], num_pos[use]
+        first = np.where(pos, r, np.iinfo(np.int64).max).min(axis=1)
+        last = np.where(pos, r, -1).max(axis=1)
+        ap = np.divide(kk + 1.0, r + 1.0, out=np.zeros(pos.shape), where=pos).sum(axis=1) / n
+        acc.add_ranks(first, ap, n / (last + 1.0))
+    if tied.any():
+        _market_exact(dist[tied], q_pids[tied], q_camids[tied], gallery, acc)
+
+
+def _cuhk03_single_shot(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: _Gallery,
+                        gallery_label: np.ndarray, num_ids: int, rng: np.random.Generator, num_repeats: int,
+                        acc: _Accumulator) -> None:
+    order, raw, kept, kept_rank = _ranked_rows(dist, q_pids, q_camids, gallery)
+    # one block of draws per query, in query order: results do not depend on how queries are blocked
+    keys = rng.random((len(dist), num_repeats, dist.shape[1]))
+    valid, first, ap, inp = _metrics_from_sorted_matches(raw, kept_rank)
+    acc.add_ranks(first, ap, inp)
+    if not valid.any():
+        return
+    order, raw, kept, keys = order[valid], raw[valid], kept[valid], keys[valid]
+    label = torch.from_numpy(gallery_label[order])
+    cmc = np.zeros((len(order), acc.max_rank))
+    for r in range(num_repeats):
+        # per identity, the kept item with the largest key: a uniform draw of one item per identity
+        key = np.where(kept, np.take_along_axis(keys[:, r], order, axis=1), -1.0)
+        best = torch.full((len(order), num_ids), -1.0, dtype=torch.float64)
+        best.scatter_reduce_(1, label, torch.from_numpy(key), reduce="amax")
+        chosen = (key == torch.gather(best, 1, label).numpy()) & kept
+        # the query's identity has exactly one chosen item; its rank among the chosen items
+        rank = (np.cumsum(chosen, axis=1) - 1)[np.arange(len(order)), (chosen & raw).argmax(axis=1)]
+        cmc += np.arange(acc.max_rank)[None, :] >= rank[:, None]
+    acc.single_shot_cmc.append(cmc / num_repeats)
+
+
+class _Evaluator:
+    def __init__(self, num_query: int, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, num_gallery: int,
+                 max_rank: int, protocol: str, ignore_pids: Iterable[int], num_repeats: int,
+                 seed: int | np.random.Generator | None) -> None:
+        if protocol not in PROTOCOLS:
+            raise MetricInputError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+        self.q_pids = as_labels("q_pids", q_pids, num_query, "number of queries")
+        self.q_camids = as_labels("q_camids", q_camids, num_query, "number of queries")
+        g_pids = as_labels("g_pids", g_pids, num_gallery, "number of gallery items")
+        g_camids = as_labels("g_camids", g_camids, num_gallery, "number of gallery items")
+        max_rank = positive_int("max_rank", max_rank)
+        self.num_repeats = positive_int("num_repeats", num_repeats)
+        ignore = np.asarray(list(ignore_pids), dtype=np.int64)
+        # ignored identities (e.g. Market-1501's -1 "junk" images, if they were kept) leave every ranking
+        self.keep_cols = None if ignore.size == 0 else np.flatnonzero(~np.isin(g_pids, ignore))
+        if self.keep_cols is not None:
+            g_pids, g_camids = g_pids[self.keep_cols], g_camids[self.keep_cols]
+        if len(g_pids) == 0:
+            raise MetricInputError("the gallery is empty (after removing ignore_pids); nothing to rank")
+        if len(g_pids) < max_rank:
+            warnings.warn(f"the gallery has {len(g_pids)} items, fewer than max_rank={max_rank}; "
+                          f"the CMC is computed up to rank {len(g_pids)}", stacklevel=3)
+            max_rank = len(g_pids)
+        self.gallery = _Gallery(g_pids, g_camids)
+        self.protocol = protocol
+        self.acc = _Accumulator(len(g_pids), max_rank)
+        if protocol == "cuhk03":
+            self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+            uniq, self.gallery_label = np.unique(g_pids, return_inverse=True)
+            self.num_ids = len(uniq)
+
+    def block_rows(self, itemsize: int) -> int:
+        if self.protocol == "cuhk03":  # the per-query random keys are num_repeats x gallery float64
+            return max(1, _BLOCK_BYTES // (len(self.gallery.pids) * 8 * (self.num_repeats + 4)))
+        return max(1, _BLOCK_BYTES // (len(self.gallery.pids) * max(itemsize, 4)))
+
+    def add(self, start: int, dist: np.ndarray) -> None:
+        if self.keep_cols is not None:
+            dist = dist[:, self.keep_cols]
+        rows = slice(start, start + len(dist))
+        q_pids, q_camids = self.q_pids[rows], self.q_camids[rows]
+        if self.protocol == "market":
+            _market_fast(dist, q_pids, q_camids, self.gallery, self.acc)
+        else:
+            if np.isnan(dist).any():
+                raise MetricInputError("distmat contains NaN; distances must be numbers (inf is allowed)")
+            _cuhk03_single_shot(dist, q_pids, q_camids, self.gallery, self.gallery_label, self.num_ids, self.rng,
+                                self.num_repeats, self.acc)
+
+    def result(self) -> tuple[np.ndarray, float, float]:
+        return self.acc.result(single_shot=self.protocol == "cuhk03")
+
+
+def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, max_rank: int = 50,
+                  protocol: Protocol = "market", *, ignore_pids: Iterable[int] = (), num_repeats: int = 10,
+                  seed: int | np.random.Generator | None = 0, block_rows: int | None = None
+                  ) -> tuple[np.ndarray, float, float]:
+    """Evaluate a query x gallery distance matrix: returns `(cmc, mAP, mINP)`.
+
+    distmat: [num_query, num_gallery] distances (numpy or torch); smaller is closer.
+    q_pids, q_camids: [num_query] integer identities and cameras; g_pids, g_camids: [num_gallery].
+    cmc: float64 array of length `max_rank` (shorter, with a warning, if the gallery is smaller); cmc[0] is
+    Rank-1. mAP, mINP: floats in [0, 1].
+    protocol: "market" or "cuhk03" (classic single-gallery-shot; see the module doc). The CUHK03 767/700
+    split is evaluated with "market".
+    ignore_pids: identities removed from every ranking (the peers have no such option: they rely on the
+    dataset loader dropping e.g. Market-1501's pid -1 images). Distractors (pid 0) are ordinary non-matches.
+    num_repeats, seed: cuhk03 only; each query draws `rng.random((num_repeats, num_gallery))` in query order
+    and keeps, per identity, the item with the largest draw. fastreid draws from numpy's global RNG instead,
+    so its cuhk03 CMC can only be compared in distribution; the tests compare with a reference that makes
+    these same draws.
+    Queries with no valid match are skipped; if none is valid, MetricInputError is raised.
+    """
+    dist = as_matrix("distmat", distmat)
+    num_query, num_gallery = dist.shape
+    ev = _Evaluator(num_query, q_pids, g_pids, q_camids, g_camids, num_gallery, max_rank, protocol, ignore_pids,
+                    num_repeats, seed)
+    if not np.issubdtype(dist.dtype, np.floating):
+        dist = dist.astype(np.float64)
+    elif dist.dtype == np.float16:  # exact widening; the binary searches run in torch, which wants float32
+        dist = dist.astype(np.float32)
+    n = positive_int("block_rows", block_rows) if block_rows is not None else ev.block_rows(dist.itemsize)
+    for start in range(0, num_query, n):
+        ev.add(start, dist[start:start + n])
+    return ev.result()
+
+
+def evaluate_rank_from_features(q_feats: Any, g_feats: Any, q_pids: Any, g_pids: Any, q_camids: Any,
+                                g_camids: Any, max_rank: int = 50, protocol: Protocol = "market", *,
+                                metric: str = "sqeuclidean", ignore_pids: Iterable[int] = (),
+                                num_repeats: int = 10, seed: int | np.random.Generator | None = 0,
+                                block_rows: int | None = None) -> tuple[np.ndarray, float, float]:
+    """`evaluate_rank` on `compute_distance_matrix(q_feats, g_feats, metric)`, computed one block of queries at a
+    time: memory is the features plus one [block_rows, num_gallery] block (64 MB by default), never the
+    whole matrix (11,659 x 82,161 at MSMT17 scale would be 3.8 GB in float32)."""
+    check_metric(metric)
+    q = to_numpy("q_feats", q_feats) if not isinstance(q_feats, torch.Tensor) else q_feats
+    g = to_numpy("g_feats", g_feats) if not isinstance(g_feats, torch.Tensor) else g_feats
+    if q.ndim != 2 or g.ndim != 2:
+        raise MetricInputError(f"q_feats and g_feats must be 2-D [num_items, dim], got shapes "
+                               f"{tuple(q.shape)} and {tuple(g.shape)}")
+    ev = _Evaluator(q.shape[0], q_pids, g_pids, q_camids, g_camids, g.shape[0], max_rank, protocol, ignore_pids,
+                    num_repeats, seed)
+    n = positive_int("block_rows", block_rows) if block_rows is not None else ev.block_rows(4)
+    for start, block in iter_distance_blocks(q, g, metric, block_rows=n):
+        ev.add(start, block.cpu().numpy())
+    return ev.result()

@@ -1,0 +1,142 @@
+"""`reidkit postprocess`: run the AICity chain on feature files and write the submission file.
+
+    reidkit postprocess features.mat --tracks test_track.txt --gallery-names name_test.txt -o track2.txt
+
+Every input beyond the feature file is optional and switches its step on. With --evaluate (labelled
+features, e.g. VeRi or the AICity validation split) the mAP / R1 of every stage is printed as a table.
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from reidkit.data.vehicle.common import read_name_list, read_track_file
+from reidkit.errors import ReidkitError
+from reidkit.postprocess.cameras import PenaltyWeights
+from reidkit.postprocess.chain import ChainInputs, ChainParams, iter_chain
+from reidkit.postprocess.evaluation import StageScore, format_table, score_distances
+from reidkit.postprocess.feature_files import load_arrays, load_features
+from reidkit.postprocess.rerank import RerankParams
+from reidkit.postprocess.submission import SUBMISSION_TOPK, write_submission
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d, r, w = ChainParams(), RerankParams(), PenaltyWeights()
+    parser.add_argument("features", type=Path, help="feature file (.mat/.npz: query_f, gallery_f, ...)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("track2.txt"), help="submission file to write")
+    parser.add_argument("--tracks", type=Path, help="gallery track file (test_track.txt): enables track smoothing")
+    parser.add_argument("--gallery-names", type=Path,
+                        help="gallery name list (name_test.txt) when the feature file holds no gallery_name")
+    parser.add_argument("--camera-predictions", type=Path,
+                        help=".mat/.npz with query_cam, gallery_cam: predicted camera per image, -1 unknown")
+    parser.add_argument("--cameras-from-features", action="store_true",
+                        help="use the feature file's query_cam / gallery_cam as known cameras (VeRi-style data)")
+    parser.add_argument("--camera-features", type=Path,
+                        help=".mat/.npz with query_f, gallery_f of a camera model: enables cam-clusters")
+    parser.add_argument("--direction-features", type=Path,
+                        help=".mat/.npz with query_f, gallery_f of a direction model: direction penalties")
+    parser.add_argument("--no-rerank", action="store_true", help="submit the ranking before re-ranking")
+    parser.add_argument("--evaluate", action="store_true",
+                        help="print mAP / R1 after every stage (needs query/gallery labels and cameras)")
+    parser.add_argument("--topk", type=int, default=SUBMISSION_TOPK, help="gallery indices per query line")
+    group = parser.add_argument_group("chain parameters (defaults: the AICity 2020 winning entry)")
+    group.add_argument("--qe-eps", type=float, default=d.qe_eps)
+    group.add_argument("--qe-min-samples", type=int, default=d.qe_min_samples)
+    group.add_argument("--min-area", type=float, default=d.min_area, help="high-quality image area, px")
+    group.add_argument("--track-weight", type=float, default=d.track_weight)
+    group.add_argument("--cam-eps", type=float, default=d.cam_eps)
+    group.add_argument("--cam-min-samples", type=int, default=d.cam_min_samples)
+    group.add_argument("--same-camera-penalty", type=float, default=w.same_camera)
+    group.add_argument("--direction-penalty", type=float, default=w.direction)
+    group.add_argument("--direction-threshold", type=float, default=w.direction_threshold)
+    group.add_argument("--cam-cluster-penalty", type=float, default=w.same_cluster)
+    group.add_argument("--suppression-steps", type=int, default=d.suppression_steps)
+    group.add_argument("--k1", type=int, default=r.k1)
+    group.add_argument("--k2", type=int, default=r.k2)
+    group.add_argument("--lambda-value", type=float, default=r.lambda_value)
+
+
+def params_from_args(args: argparse.Namespace) -> ChainParams:
+    penalties = PenaltyWeights(same_camera=args.same_camera_penalty, direction=args.direction_penalty,
+                               direction_threshold=args.direction_threshold, same_cluster=args.cam_cluster_penalty)
+    suppression = replace(ChainParams().suppression, direction_threshold=args.direction_threshold)
+    return ChainParams(qe_eps=args.qe_eps, qe_min_samples=args.qe_min_samples, min_area=args.min_area,
+                       track_weight=args.track_weight, cam_eps=args.cam_eps, cam_min_samples=args.cam_min_samples,
+                       penalties=penalties, suppression=suppression, suppression_steps=args.suppression_steps,
+                       rerank=RerankParams(k1=args.k1, k2=args.k2, lambda_value=args.lambda_value))
+
+
+def _side_features(path: Path | None, feats: dict[str, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """query_f / gallery_f of an auxiliary model, checked against the main feature file's sizes."""
+    if path is None:
+        return None, None
+    aux = load_features(path)
+    for side in ("query", "gallery"):
+        if len(aux[f"{side}_f"]) != len(feats[f"{side}_f"]):
+            raise ReidkitError(f"{path}: {len(aux[f'{side}_f'])} {side} rows, the feature file has "
+                               f"{len(feats[f'{side}_f'])}")
+    return aux["query_f"], aux["gallery_f"]
+
+
+def inputs_from_args(args: argparse.Namespace, feats: dict[str, np.ndarray]) -> ChainInputs:
+    tracks = None
+    if args.tracks is not None:
+        if "gallery_name" in feats:
+            names = list(feats["gallery_name"])
+        elif args.gallery_names is not None:
+            names = read_name_list(args.gallery_names)
+        else:
+            raise ReidkitError("--tracks needs the gallery image names: the feature file has no gallery_name, "
+                               "so pass --gallery-names name_test.txt")
+        if len(names) != len(feats["gallery_f"]):
+            raise ReidkitError(f"{len(names)} gallery names for {len(feats['gallery_f'])} gallery features")
+        tracks = read_track_file(args.tracks, names)
+    query_cam = gallery_cam = None
+    if args.camera_predictions is not None and args.cameras_from_features:
+        raise ReidkitError("give --camera-predictions or --cameras-from-features, not both")
+    if args.camera_predictions is not None:
+        preds = load_arrays(args.camera_predictions, ("query_cam", "gallery_cam"))
+        query_cam, gallery_cam = preds["query_cam"], preds["gallery_cam"]
+    elif args.cameras_from_features:
+        if "query_cam" not in feats or "gallery_cam" not in feats:
+            raise ReidkitError(f"--cameras-from-features: {args.features} has no query_cam / gallery_cam")
+        query_cam, gallery_cam = feats["query_cam"], feats["gallery_cam"]
+    query_cam_f, gallery_cam_f = _side_features(args.camera_features, feats)
+    query_dir_f, gallery_dir_f = _side_features(args.direction_features, feats)
+    try:
+        return ChainInputs(feats["query_f"], feats["gallery_f"], tracks, feats.get("query_area"),
+                           feats.get("gallery_area"), query_cam, gallery_cam, query_cam_f, gallery_cam_f,
+                           query_dir_f, gallery_dir_f)
+    except ValueError as exc:
+        raise ReidkitError(str(exc)) from None
+
+
+def run_aicity_postprocess(args: argparse.Namespace) -> int:
+    feats = load_features(args.features)
+    inputs = inputs_from_args(args, feats)
+    labels = ("query_label", "gallery_label", "query_cam", "gallery_cam")
+    if args.evaluate and any(k not in feats for k in labels):
+        missing = [k for k in labels if k not in feats]
+        raise ReidkitError(f"--evaluate: {args.features} lacks {', '.join(missing)}")
+    last = "suppression" if args.no_rerank else "re_ranking"
+    scores = []
+    for stage, distances in iter_chain(inputs, params_from_args(args)):
+        if args.evaluate:
+            scores.append(StageScore(stage, *score_distances(distances, *(feats[k] for k in labels))))
+        if stage == last:
+            break
+    if scores:
+        print(format_table(scores))
+    path = write_submission(args.output, distances, args.topk)
+    print(f"wrote {path}: {len(distances)} queries x top-{min(args.topk, distances.shape[1])} gallery indices "
+          "(1-based)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="reidkit postprocess", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    return run_aicity_postprocess(parser.parse_args(argv))

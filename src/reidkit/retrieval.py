@@ -1,0 +1,171 @@
+"""A FAISS-backed gallery index for `reidkit extract`-ed features: exact inner product, IVF or HNSW.
+
+Re-ID features are compared by cosine similarity, so by default rows are L2-normalised on the way in (both
+gallery and queries) and the index scores by inner product; `search` returns the highest scores first.
+
+    index = GalleryIndex(dim=512, kind="ivf", nlist=1024, nprobe=32)
+    index.add(gallery_feats, ids=gallery_indices)   # an untrained IVF index trains on this first batch
+    scores, ids = index.search(query_feats, k=10)
+    index.save("gallery.index"); index = GalleryIndex.load("gallery.index")
+
+Kinds: "flat" (exact; memory 4 * D bytes per item; search time linear in the gallery), "ivf" (inverted
+lists: each query scans `nprobe` of `nlist` lists; needs training on a sample), "hnsw" (graph; no
+training, fast queries, slow to build, ~ (4 * D + 8 * M) bytes per item).
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import faiss
+import numpy as np
+
+from reidkit.errors import ReidkitError
+from reidkit.metrics._checks import MetricInputError, positive_int, to_numpy
+from reidkit.utils.io import atomic_open
+
+KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw")
+_FORMAT = "reidkit-gallery-index"
+
+
+class GalleryIndex:
+    """Gallery features in a FAISS index; ids are arbitrary int64 labels (default: insertion positions)."""
+
+    def __init__(self, dim: int, kind: str = "flat", *, nlist: int | None = None, nprobe: int = 32,
+                 hnsw_m: int = 32, ef_construction: int = 200, ef_search: int = 128, normalize: bool = True,
+                 train_size: int | None = None, seed: int = 0) -> None:
+        """nlist: IVF lists (default 4 * sqrt(n) of the training set); train_size: IVF training sample
+        (default 40 * nlist rows, FAISS's lower bound for a stable k-means; the full set is slow to cluster)."""
+        if kind not in KINDS:
+            raise MetricInputError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        self.dim = positive_int("dim", dim)
+        self.kind, self.normalize = kind, bool(normalize)
+        self.nlist = None if nlist is None else positive_int("nlist", nlist)
+        self.nprobe = positive_int("nprobe", nprobe)
+        self.train_size = None if train_size is None else positive_int("train_size", train_size)
+        self.seed = int(seed)
+        self._ids = np.zeros(0, np.int64)
+        if kind == "flat":
+            self._index = faiss.IndexFlatIP(self.dim)
+        elif kind == "hnsw":
+            self._index = faiss.IndexHNSWFlat(self.dim, positive_int("hnsw_m", hnsw_m), faiss.METRIC_INNER_PRODUCT)
+            self._index.hnsw.efConstruction = positive_int("ef_construction", ef_construction)
+            self._index.hnsw.efSearch = positive_int("ef_search", ef_search)
+        else:
+            self._index = None  # built by train(): nlist may depend on the training set size
+
+    # -- building ---------------------------------------------------------------------------------------------
+    def _prepare(self, name: str, x: Any) -> np.ndarray:
+        src = to_numpy(name, x)
+        if src.ndim != 2 or src.shape[1] != self.dim:
+            raise MetricInputError(f"{name} has shape {src.shape}; expected [n, {self.dim}]")
+        arr = np.ascontiguousarray(src, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise MetricInputError(f"{name} contains NaN or inf")
+        if self.normalize:
+            if np.shares_memory(arr, src):  # never normalise the caller's array (or tensor) in place
+                arr = arr.copy()
+            faiss.normalize_L2(arr)
+        return arr
+
+    @property
+    def is_trained(self) -> bool:
+        return self._index is not None and self._index.is_trained
+
+    def train(self, features: Any) -> None:
+        """IVF only (flat and HNSW need no training): k-means of a sample of `features` into nlist lists."""
+        if self.kind != "ivf":
+            return
+        x = self._prepare("features", features)
+        nlist = self.nlist or max(1, int(4 * np.sqrt(len(x))))
+        if len(x) < nlist:
+            raise MetricInputError(f"IVF training needs at least nlist={nlist} vectors, got {len(x)}; "
+                                   "pass fewer lists (nlist=...) or more features")
+        size = min(len(x), self.train_size or 40 * nlist)
+        if size < len(x):
+            x = x[np.sort(np.random.default_rng(self.seed).choice(len(x), size, replace=False))]
+        quantizer = faiss.IndexFlatIP(self.dim)
+        index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = self.seed
+        index.train(x)
+        index.nprobe = min(self.nprobe, nlist)
+        self._quantizer, self._index, self.nlist = quantizer, index, nlist  # the IVF index does not own it
+
+    def add(self, features: Any, ids: Any = None) -> None:
+        """Add [n, dim] features; ids: [n] int64 labels returned by search (default: running positions)."""
+        x = self._prepare("features", features)
+        if ids is None:
+            new_ids = np.arange(len(self), len(self) + len(x), dtype=np.int64)
+        else:
+            new_ids = to_numpy("ids", ids)
+            if new_ids.shape != (len(x),) or not np.issubdtype(new_ids.dtype, np.integer):
+                raise MetricInputError(f"ids has shape {new_ids.shape} and dtype {new_ids.dtype}; "
+                                       f"expected ({len(x)},) integers, one per feature row")
+            new_ids = new_ids.astype(np.int64)
+        if not self.is_trained:
+            self.train(x)
+        self._index.add(x)
+        self._ids = np.concatenate([self._ids, new_ids])
+
+    # -- querying ---------------------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return 0 if self._index is None else int(self._index.ntotal)
+
+    def search(self, queries: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """(scores float32 [n, k], ids int64 [n, k]), best first; fewer than k hits are padded with id -1."""
+        k = positive_int("k", k)
+        if len(self) == 0:
+            raise MetricInputError("the index is empty; add gallery features before searching")
+        q = self._prepare("queries", queries)
+        scores, positions = self._index.search(q, k)
+        ids = np.where(positions >= 0, self._ids[np.clip(positions, 0, None)], -1)
+        return scores, ids
+
+    def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Accuracy / speed trade-off of approximate kinds: IVF `nprobe`, HNSW `ef_search`."""
+        if nprobe is not None:
+            self.nprobe = positive_int("nprobe", nprobe)
+            if self.kind == "ivf" and self._index is not None:
+                self._index.nprobe = min(self.nprobe, self._index.nlist)
+        if ef_search is not None and self.kind == "hnsw":
+            self._index.hnsw.efSearch = positive_int("ef_search", ef_search)
+
+    # -- persistence ------------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """One file (npz): the serialised FAISS index, the ids and the settings; written atomically."""
+        if self._index is None:
+            raise MetricInputError("cannot save an IVF index that has not been trained")
+        meta = {"format": _FORMAT, "version": 1, "dim": self.dim, "kind": self.kind, "normalize": self.normalize,
+                "nlist": self.nlist, "nprobe": self.nprobe, "train_size": self.train_size, "seed": self.seed}
+        with atomic_open(path, "wb") as handle:
+            np.savez(handle, index=faiss.serialize_index(self._index), ids=self._ids,
+                     meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "GalleryIndex":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                raw, ids = data["index"], data["ids"]
+        except (OSError, KeyError, ValueError) as exc:
+            raise ReidkitError(f"{str(path)!r} is not a reidkit gallery index: {exc}") from exc
+        if meta.get("format") != _FORMAT:
+            raise ReidkitError(f"{str(path)!r} is not a reidkit gallery index (format {meta.get('format')!r})")
+        obj = cls(meta["dim"], meta["kind"], nlist=meta["nlist"], nprobe=meta["nprobe"],
+                  normalize=meta["normalize"], train_size=meta["train_size"], seed=meta["seed"])
+        obj._index = faiss.deserialize_index(raw)
+        obj._ids = ids.astype(np.int64)
+        return obj
+
+    @classmethod
+    def from_features(cls, features: Any, kind: str = "auto", ids: Any = None, **options: Any) -> "GalleryIndex":
+        """Index an [n, D] feature matrix. kind="auto": exact below 100,000 items, IVF above."""
+        arr = to_numpy("features", features)
+        if arr.ndim != 2:
+            raise MetricInputError(f"features must be [n, dim], got shape {arr.shape}")
+        if kind == "auto":
+            kind = "flat" if len(arr) < 100_000 else "ivf"
+        index = cls(arr.shape[1], kind, **options)
+        index.add(arr, ids=ids)
+        return index

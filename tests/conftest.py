@@ -1,0 +1,21 @@
+"""Fixtures shared by every test package."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def synthetic_market_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Root of a tiny drawn Market-1501 dataset (64x32 images): pass it to build_dataset("market1501", root).
+
+    24 identities (12 train, 12 test), 4 cameras, 2-3 images per identity and camera; the gallery also holds
+    3 distractors (pid 0) and 2 junk images (pid -1, which the loader drops). Made once per test session.
+    """
+    from reidkit.data.synthetic import generate_market_dataset
+
+    root = tmp_path_factory.mktemp("synthetic_market")
+    generate_market_dataset(root, num_ids=24, num_cams=4, images_per_id_per_cam=(2, 3), height=64, width=32,
+                            num_distractors=3, num_junk=2, seed=0)
+    return root

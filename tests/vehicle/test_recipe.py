@@ -1,0 +1,77 @@
+"""Pieces of the AICity training recipe."""
+from collections import Counter
+
+import pytest
+import torch
+
+from reidkit.data.vehicle.sampling import balanced_sampler, balanced_weights
+from reidkit.errors import DatasetError
+
+
+def test_balanced_weights_are_n_over_count():
+    assert balanced_weights([7, 7, 7, 2]).tolist() == [4 / 3, 4 / 3, 4 / 3, 4.0]
+
+
+def test_balanced_sampler_draws_identities_equally():
+    samples = [("a", 0, 0)] * 90 + [("b", 1, 0)] * 10  # identity 1 is rare
+    sampler = balanced_sampler(samples, num_samples=20000, generator=torch.Generator().manual_seed(0))
+    counts = Counter(samples[i][1] for i in sampler)
+    assert len(sampler) == 20000
+    assert counts[1] / 20000 == pytest.approx(0.5, abs=0.02)  # 10% of the images, half of the draws
+    with pytest.raises(DatasetError, match="empty"):
+        balanced_sampler([])
+
+
+def test_vehicle_transforms():
+    from PIL import Image
+
+    from reidkit.data.transforms import build_transforms
+    import reidkit.data.vehicle  # noqa: F401  (registers the recipe)
+
+    image = Image.new("RGB", (90, 50), (200, 10, 10))
+    train = build_transforms(64, 64, train=True, recipe="vehicle")
+    test = build_transforms(64, 64, train=False, recipe="vehicle")
+    torch.manual_seed(0)
+    assert train(image).shape == (3, 64, 64)
+    out = test(image)
+    assert out.shape == (3, 70, 70)  # round(1.1 x 64), no crop
+    assert torch.equal(out, test(image))  # deterministic
+    # pure red stays red after normalisation: (200/255 - 0.485) / 0.229
+    assert out[0, 35, 35].item() == pytest.approx((200 / 255 - 0.485) / 0.229, abs=1e-3)
+
+
+def test_loss_warmup_factor_matches_the_reference():
+    from reidkit.models.ft_net import loss_warmup_factor
+
+    # reference: w = 0.1; each warm-up iteration w = min(1, w + 0.9 / W) before scaling the loss
+    w, expected = 0.1, []
+    for _ in range(12):
+        w = min(1.0, w + 0.9 / 10)
+        expected.append(w)
+    assert [loss_warmup_factor(k, 10) for k in range(12)] == pytest.approx(expected)
+    assert loss_warmup_factor(5, 0) == 1.0
+
+
+def test_loss_warmup_hook_scales_the_trainer_loss():
+    from reidkit.engine.hooks import HookBase
+    from reidkit.engine.trainer import Trainer
+    from reidkit.models.ft_net import LossWarmupHook
+
+    class Record(HookBase):
+        def __init__(self):
+            self.losses = []
+
+        def after_step(self):
+            self.losses.append(self.trainer.last_step.loss)
+
+    model = torch.nn.Linear(2, 2)
+    batches = [{"img": torch.ones(1, 2), "pid": torch.zeros(1, dtype=torch.long)}] * 3
+
+    def unit_loss(output, pids):
+        return output.sum() * 0 + 1.0, {}
+
+    record = Record()
+    trainer = Trainer(model, unit_loss, torch.optim.SGD(model.parameters(), lr=0.1), batches, epochs=2,
+                      hooks=[LossWarmupHook(warmup_epochs=1), record])
+    trainer.train()
+    assert record.losses == pytest.approx([0.4, 0.7, 1.0, 1.0, 1.0, 1.0])
