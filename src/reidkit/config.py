@@ -47,6 +47,10 @@ class DataConfig:
     recipe: str = opt("top_db_net", "training augmentation recipe passed to build_train_loader (top_db_net, bdb, ...)")
     num_instances: int = opt(4, "images per identity in a training batch (K of P x K)")
     workers: int = opt(2, "data-loading worker processes per training process (0: load in the main process)")
+    sampler: Literal["identity", "balanced"] = opt(
+        "identity", "training sampler: identity (P x K identities per batch) or balanced (images drawn with "
+        "weight N / count(identity), the AICity vehicle recipe's option)"
+    )
 
 
 @dataclass
@@ -67,6 +71,10 @@ class LossConfig:
     metric: Literal["euclidean", "cosine"] = opt("euclidean", "triplet distance")
     label_smooth: float = opt(0.1, "cross-entropy label-smoothing epsilon (0: plain cross-entropy)")
     weights: dict = opt({}, "weight per 'stream/loss' term, e.g. {drop/triplet: 1.0}; unlisted terms weigh 1")
+    warmup_epochs: int = opt(
+        0, "scale the loss (not the LR) by w rising linearly per iteration from 0.1 to 1 over these epochs "
+        "(AICity vehicle recipe; 0: off)"
+    )
 
 
 @dataclass
@@ -77,6 +85,9 @@ class OptimConfig:
     betas: list[float] = opt([0.9, 0.999], "adam/adamw betas")
     momentum: float = opt(0.9, "sgd momentum")
     nesterov: bool = opt(False, "sgd Nesterov momentum")
+    backbone_lr_factor: float = opt(
+        1.0, "LR of the model's backbone parameters as a factor of the LR of the new layers (AICity recipe: 0.1)"
+    )
 
 
 @dataclass
@@ -173,7 +184,7 @@ _POSITIVE = {
 _NON_NEGATIVE = {
     "data.workers", "train.fixbase_epochs", "train.grad_clip", "train.threads", "test.eval_period",
     "checkpoint.period", "optim.lr", "optim.weight_decay", "schedule.warmup_epochs", "loss.margin",
-    "loss.label_smooth", "optim.momentum",
+    "loss.label_smooth", "optim.momentum", "loss.warmup_epochs", "optim.backbone_lr_factor",
 }
 
 

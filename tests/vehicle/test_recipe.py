@@ -41,7 +41,7 @@ def test_vehicle_transforms():
 
 
 def test_loss_warmup_factor_matches_the_reference():
-    from reidkit.models.ft_net import loss_warmup_factor
+    from reidkit.engine.hooks import loss_warmup_factor
 
     # reference: w = 0.1; each warm-up iteration w = min(1, w + 0.9 / W) before scaling the loss
     w, expected = 0.1, []
@@ -53,9 +53,8 @@ def test_loss_warmup_factor_matches_the_reference():
 
 
 def test_loss_warmup_hook_scales_the_trainer_loss():
-    from reidkit.engine.hooks import HookBase
+    from reidkit.engine.hooks import HookBase, LossWarmupHook
     from reidkit.engine.trainer import Trainer
-    from reidkit.models.ft_net import LossWarmupHook
 
     class Record(HookBase):
         def __init__(self):
@@ -75,3 +74,53 @@ def test_loss_warmup_hook_scales_the_trainer_loss():
                       hooks=[LossWarmupHook(warmup_epochs=1), record])
     trainer.train()
     assert record.losses == pytest.approx([0.4, 0.7, 1.0, 1.0, 1.0, 1.0])
+
+
+def test_backbone_lr_factor_makes_a_slower_backbone_group():
+    from reidkit.config import OptimConfig, ScheduleConfig
+    from reidkit.engine.optim import build_optimizer, build_scheduler
+    from reidkit.errors import ConfigError
+    from reidkit.models import build_model
+
+    model = build_model("ft_net", 5, backbone="resnet18", pretrained=None, bottleneck=8)
+    cfg = OptimConfig(name="sgd", lr=0.02, nesterov=True, backbone_lr_factor=0.1)
+    opt = build_optimizer(model, cfg)
+    head, base = opt.param_groups
+    assert head["lr"] == pytest.approx(0.02) and base["lr"] == pytest.approx(0.002)
+    assert {id(p) for p in base["params"]} == {id(p) for p in model.backbone.parameters()}
+    assert len(head["params"]) + len(base["params"]) == len(list(model.parameters()))
+    sched = build_scheduler(opt, ScheduleConfig(name="multistep", milestones=[1], gamma=0.1), epochs=2)
+    opt.step()
+    sched.step()  # the decay applies to both groups' own LR
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.002, 0.0002])
+    assert len(build_optimizer(model, OptimConfig(name="sgd")).param_groups) == 1  # factor 1: one group
+    with pytest.raises(ConfigError, match="no `backbone`"):
+        build_optimizer(torch.nn.Linear(2, 2), cfg)
+
+
+def test_balanced_sampler_is_the_train_loader_option(tmp_path):
+    from PIL import Image
+
+    from reidkit.data import build_train_loader
+    from reidkit.errors import ConfigError
+
+    samples = []
+    for i in range(12):
+        path = tmp_path / f"{i}.jpg"
+        Image.new("RGB", (8, 8)).save(path)
+        samples.append((str(path), 0 if i < 10 else 1, 0))
+    common = dict(height=8, width=8, batch_size=4, num_instances=2, recipe="vehicle", seed=0)
+    loader = build_train_loader(samples, sampler="balanced", **common)
+    pids = torch.cat([b["pid"] for b in loader])
+    assert len(pids) == 12 and 1 in pids.tolist()  # a 2-image identity is drawn about half the time
+    again = torch.cat([b["pid"] for b in build_train_loader(samples, sampler="balanced", **common)])
+    assert torch.equal(pids, again)  # seeded
+    with pytest.raises(ConfigError, match="data.sampler='shuffle'"):
+        build_train_loader(samples, sampler="shuffle", **common)
+
+
+def test_vehicle_recipes_switch_the_recipe_on():
+    from reidkit.config import load_config
+
+    cfg = load_config("configs/vehicle/veri776_ft_net.yaml")
+    assert cfg.optim.backbone_lr_factor == 0.1 and cfg.loss.warmup_epochs == 5

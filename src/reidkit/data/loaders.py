@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from reidkit.data.base import Sample, read_image
 from reidkit.data.samplers import RandomIdentitySampler
 from reidkit.data.transforms import build_transforms
-from reidkit.errors import DatasetError
+from reidkit.errors import ConfigError, DatasetError
 
 
 class ReidImageDataset(Dataset):
@@ -62,8 +62,18 @@ class ReidImageDataset(Dataset):
 
 def build_train_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, num_instances: int,
                        recipe: str = "top_db_net", workers: int = 0, seed: int = 0, rank: int = 0,
-                       world_size: int = 1, skip_bad_images: bool = False) -> DataLoader:
-    """Batches of P x K = batch_size / world_size images per process; call `loader.sampler.set_epoch(e)` each epoch."""
+                       world_size: int = 1, skip_bad_images: bool = False, sampler: str = "identity") -> DataLoader:
+    """Batches of P x K = batch_size / world_size images per process; call `loader.sampler.set_epoch(e)` each epoch.
+
+    sampler="balanced": instead, images drawn with replacement with weight N / count(identity) (the AICity vehicle
+    recipe), batch_size / world_size per batch, each process from its own seeded generator.
+    """
+    if sampler == "balanced":
+        return _balanced_loader(samples, height=height, width=width, batch_size=batch_size, recipe=recipe,
+                                workers=workers, seed=seed, rank=rank, world_size=world_size,
+                                skip_bad_images=skip_bad_images)
+    if sampler != "identity":
+        raise ConfigError(f"data.sampler={sampler!r}: expected identity or balanced")
     sampler = RandomIdentitySampler(samples, batch_size, num_instances, seed=seed, rank=rank, world_size=world_size)
     dataset = ReidImageDataset(samples, build_transforms(height, width, train=True, recipe=recipe),
                                skip_bad_images=skip_bad_images)
@@ -72,6 +82,22 @@ def build_train_loader(samples: Sequence[Sample], *, height: int, width: int, ba
     return DataLoader(dataset, batch_size=sampler.batch_size_per_process, sampler=sampler, drop_last=True,
                       num_workers=workers, generator=generator, pin_memory=torch.cuda.is_available(),
                       persistent_workers=workers > 0)
+
+
+def _balanced_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, recipe: str,
+                     workers: int, seed: int, rank: int, world_size: int, skip_bad_images: bool) -> DataLoader:
+    from reidkit.data.vehicle.sampling import balanced_sampler
+
+    per_process = batch_size // world_size
+    if per_process < 1 or batch_size % world_size:
+        raise ConfigError(f"train.batch_size={batch_size}: expected a multiple of the {world_size} processes")
+    # One generator for the draws and the augmentation seeds: the checkpoint saves loader.generator.
+    generator = torch.Generator().manual_seed(seed * 1000 + rank)
+    sampler = balanced_sampler(samples, num_samples=max(per_process, len(samples) // world_size), generator=generator)
+    dataset = ReidImageDataset(samples, build_transforms(height, width, train=True, recipe=recipe),
+                               skip_bad_images=skip_bad_images)
+    return DataLoader(dataset, batch_size=per_process, sampler=sampler, drop_last=True, num_workers=workers,
+                      generator=generator, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
 
 
 def build_test_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, workers: int = 0,

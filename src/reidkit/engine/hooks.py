@@ -14,9 +14,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+import torch
+from torch import nn
 from tqdm import tqdm
 
 from reidkit.engine import distributed
+from reidkit.errors import ConfigError
 from reidkit.utils.io import atomic_open, atomic_write_text
 
 if TYPE_CHECKING:
@@ -256,3 +259,46 @@ class CheckpointHook(HookBase):
 
     def on_interrupt(self) -> None:
         self.trainer.interrupt_checkpoint = self._save(self.last_path)
+
+
+# The AICity vehicle recipe (spec vehicle-aicity.md, section 1; config key loss.warmup_epochs): the *loss*, not
+# the LR, is scaled by w rising linearly from 0.1 to 1 over the first warm-up epochs, one increment per iteration.
+
+
+def loss_warmup_factor(step: int, warmup_steps: int, start: float = 0.1) -> float:
+    """The reference's w at 0-based iteration `step`: min(1, start + (1 - start) * (step + 1) / warmup_steps)."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, start + (1.0 - start) * (step + 1) / warmup_steps)
+
+
+class ScaledCriterion(nn.Module):
+    """criterion(output, pids) with the total loss multiplied by `factor` (the parts stay unscaled)."""
+
+    def __init__(self, criterion: nn.Module) -> None:
+        super().__init__()
+        self.criterion = criterion
+        self.factor = 1.0
+
+    def forward(self, output: object, pids: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, parts = self.criterion(output, pids)
+        return loss * self.factor, parts
+
+
+class LossWarmupHook(HookBase):
+    """Scales the trainer's loss by loss_warmup_factor over the first `warmup_epochs` epochs. The factor is
+    derived from the epoch and iteration, so a resumed run continues the warm-up where it stopped."""
+
+    def __init__(self, warmup_epochs: int, start: float = 0.1) -> None:
+        if warmup_epochs < 0:
+            raise ConfigError(f"loss warm-up: warmup_epochs={warmup_epochs}, expected >= 0")
+        self.warmup_epochs, self.start = warmup_epochs, start
+
+    def before_train(self) -> None:
+        if not isinstance(self.trainer.criterion, ScaledCriterion):
+            self.trainer.criterion = ScaledCriterion(self.trainer.criterion)
+
+    def before_step(self) -> None:
+        t = self.trainer
+        t.criterion.factor = loss_warmup_factor(t.epoch * t.num_batches + t.iter,
+                                                self.warmup_epochs * t.num_batches, self.start)

@@ -27,7 +27,7 @@ from reidkit.engine import distributed
 from reidkit.engine.checkpoint import load_checkpoint, seed_everything, unwrap
 from reidkit.engine.distributed import DistInfo
 from reidkit.engine.evaluator import EvalResult, evaluate, format_table
-from reidkit.engine.hooks import CheckpointHook, EvalHook, LoggerHook, LRSchedulerHook
+from reidkit.engine.hooks import CheckpointHook, EvalHook, LoggerHook, LossWarmupHook, LRSchedulerHook
 from reidkit.engine.optim import build_optimizer, build_scheduler
 from reidkit.engine.trainer import Trainer
 from reidkit.errors import CheckpointError, ConfigError, DatasetError, RegistryError
@@ -197,7 +197,7 @@ def _train_loader(cfg: Config, dataset: Any, ctx: RunContext) -> Any:
     loader = build_train_loader(
         dataset.train, height=cfg.data.height, width=cfg.data.width, batch_size=cfg.train.batch_size,
         num_instances=cfg.data.num_instances, recipe=cfg.data.recipe, workers=cfg.data.workers,
-        seed=cfg.train.seed, rank=ctx.dist.rank, world_size=ctx.dist.world_size,
+        seed=cfg.train.seed, rank=ctx.dist.rank, world_size=ctx.dist.world_size, sampler=cfg.data.sampler,
     )
     return shield_workers(loader)
 
@@ -267,6 +267,8 @@ def _train(cfg: Config, ctx: RunContext, ckpt: Mapping[str, Any] | None, ckpt_pa
     logger = LoggerHook(run_dir, tensorboard=cfg.output.tensorboard, progress=cfg.output.progress,
                         log_period=cfg.train.log_period)
     hooks = [LRSchedulerHook(scheduler), EvalHook(run_evaluation, cfg.test.eval_period), logger, checkpoints]
+    if cfg.loss.warmup_epochs:
+        hooks.insert(0, LossWarmupHook(cfg.loss.warmup_epochs))
     trainer = Trainer(
         _wrap_distributed(model, ctx), criterion, optimizer, loader, epochs=cfg.train.epochs, device=ctx.device,
         scheduler=scheduler, amp=cfg.train.amp, channels_last=cfg.train.channels_last,

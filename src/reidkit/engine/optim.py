@@ -23,10 +23,26 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if p.requires_grad]
 
 
+def parameter_groups(model: nn.Module, lr: float, backbone_lr_factor: float) -> list[dict]:
+    """[new layers at `lr`, backbone at backbone_lr_factor x lr]; the new layers come first, so param_groups[0]
+    (the LR the trainer logs) is the peak LR. The schedules scale each group's own initial LR."""
+    backbone = getattr(model, "backbone", None)
+    if not isinstance(backbone, nn.Module):
+        raise ConfigError(f"optim.backbone_lr_factor={backbone_lr_factor}: the model has no `backbone` module")
+    in_backbone = {id(p) for p in backbone.parameters()}
+    params = trainable_parameters(model)
+    groups = [{"params": [p for p in params if id(p) not in in_backbone], "lr": lr},
+              {"params": [p for p in params if id(p) in in_backbone], "lr": lr * backbone_lr_factor}]
+    return [g for g in groups if g["params"]]
+
+
 def build_optimizer(params: Iterable[nn.Parameter] | nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Optimizer over `params` (a module: its parameters that require grad)."""
+    """Optimizer over `params` (a module: its parameters that require grad; with optim.backbone_lr_factor != 1,
+    the backbone's parameters form a second group at that factor of optim.lr)."""
     if isinstance(params, nn.Module):
-        params = trainable_parameters(params)
+        model = params
+        params = (parameter_groups(model, cfg.lr, cfg.backbone_lr_factor) if cfg.backbone_lr_factor != 1.0
+                  else trainable_parameters(model))
     params = list(params)
     if not params:
         raise ConfigError("the model has no trainable parameters")
