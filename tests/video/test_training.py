@@ -1,10 +1,10 @@
-"""ASTA + AITL through the engine's Trainer on a tiny MARS replica, in full and in mixed (bf16) precision."""
+"""ASTA + AITL through the engine's Trainer (which hands the criterion the batch's attribute targets) on a
+tiny MARS replica, in full and in mixed (bf16) precision."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-import reidkit.models.asta  # noqa: F401
 from reidkit.config import OptimConfig
 from reidkit.data.base import build_dataset
 from reidkit.data.video import build_video_train_loader
@@ -13,7 +13,6 @@ from reidkit.engine.trainer import Trainer
 from reidkit.losses.aitl import AITLCriterion
 from reidkit.models import build_model
 
-from .engine_bridge import AttributeFeed, FeedingLoader
 from .replicas import make_mars
 
 
@@ -25,9 +24,9 @@ def test_trainer_steps_on_video_clips(tmp_path, amp):
     model = build_model("asta", data.num_train_pids, backbone="resnet18", frame_size=(64, 32),
                         attribute_dims=data.attribute_schema.group_dims)
     loader = build_video_train_loader(data, height=64, width=32, batch_size=4, num_instances=2, seq_len=4)
-    feed = AttributeFeed(AITLCriterion(model, include_self=True))
+    criterion = AITLCriterion(model, include_self=True)  # the Trainer passes it the batch's "attributes"
     before = model.attributes["relevant"].classifier.weight.detach().clone()
-    trainer = Trainer(model, feed, build_optimizer(model, OptimConfig(lr=1e-3)), FeedingLoader(loader, feed),
+    trainer = Trainer(model, criterion, build_optimizer(model, OptimConfig(lr=1e-3)), loader,
                       epochs=1, amp=amp)
     trainer.train()
     step = trainer.last_step

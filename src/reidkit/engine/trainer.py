@@ -59,6 +59,13 @@ def _float_output(output: Any) -> Any:
     return type(output)({name: type(s)(s.logits.float(), s.features.float()) for name, s in streams.items()})
 
 
+def _to_device(value: Any, device: torch.device) -> Any:
+    """A tensor, or a mapping of tensors (e.g. attribute codes per group), on `device`."""
+    if isinstance(value, Mapping):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    return torch.as_tensor(value).to(device, non_blocking=True)
+
+
 class Trainer:
     def __init__(
         self,
@@ -293,7 +300,8 @@ class Trainer:
         with sync:
             with self._autocast():
                 output = self.model(images)
-            loss, parts = self.criterion(_float_output(output) if self.amp != "none" else output, pids)
+            loss, parts = self.criterion(_float_output(output) if self.amp != "none" else output, pids,
+                                         **self._batch_targets(batch))
             if not torch.isfinite(loss):
                 raise NonFiniteLoss(f"the loss is {loss.item()} at epoch {self.epoch + 1}, iteration {self.iter + 1} "
                                     f"({parts}); lower optim.lr, or set train.amp=none")
@@ -302,6 +310,17 @@ class Trainer:
         if boundary:
             self._optimizer_step()
         return StepOutput(float(loss.detach()), dict(parts), int(images.shape[0]))
+
+    def _batch_targets(self, batch: Mapping[str, Any]) -> dict[str, Any]:
+        """The batch entries the criterion declares in `batch_targets` (e.g. the AITL criterion's "attributes"),
+        on the device; image criteria declare none and get only (output, pids)."""
+        targets = {}
+        for key in getattr(self.criterion, "batch_targets", ()):
+            if key not in batch:
+                raise ConfigError(f"the criterion {type(self.criterion).__name__} needs the batch entry {key!r}, but "
+                                  f"the training batches hold only {sorted(batch)}; use a dataset that provides it")
+            targets[key] = _to_device(batch[key], self.device)
+        return targets
 
     def _optimizer_step(self) -> None:
         for p in self._frozen:

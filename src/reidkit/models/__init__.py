@@ -9,7 +9,7 @@ import os
 from typing import Any
 
 from reidkit.errors import ConfigError
-from reidkit.models import bdb, bot, ft_net, top_db_net  # noqa: F401  (registration)
+from reidkit.models import asta, bdb, bot, ft_net, top_db_net, video  # noqa: F401  (registration)
 from reidkit.models.backbones import BACKBONES, build_backbone
 from reidkit.models.base import MODELS, ReidModel
 from reidkit.models.drop_blocks import BatchDropBlock, TopDropBlock, batch_drop_mask, top_drop_mask
