@@ -51,6 +51,9 @@ class DataConfig:
         "identity", "training sampler: identity (P x K identities per batch) or balanced (images drawn with "
         "weight N / count(identity), the AICity vehicle recipe's option)"
     )
+    seq_len: int = opt(4, "video datasets: frames per training clip and per test chunk (T)")
+    max_chunks: Optional[int] = opt(None, "video datasets: test chunks per tracklet, evenly spaced (null: all)")
+    per_frame: bool = opt(False, "video datasets: draw the augmentation for every frame (false: once per clip)")
 
 
 @dataclass
@@ -71,6 +74,10 @@ class LossConfig:
     metric: Literal["euclidean", "cosine"] = opt("euclidean", "triplet distance")
     label_smooth: float = opt(0.1, "cross-entropy label-smoothing epsilon (0: plain cross-entropy)")
     weights: dict = opt({}, "weight per 'stream/loss' term, e.g. {drop/triplet: 1.0}; unlisted terms weigh 1")
+    include_self: bool = opt(
+        False, "AITL (models with attribute heads): count the anchor among its own candidates, as the reference "
+        "implementation does (false: the paper)"
+    )
     warmup_epochs: int = opt(
         0, "scale the loss (not the LR) by w rising linearly per iteration from 0.1 to 1 over these epochs "
         "(AICity vehicle recipe; 0: off)"
@@ -179,7 +186,8 @@ SECTIONS: dict[str, type] = typing.get_type_hints(Config)
 # Positive integers: a zero or negative value is a mistake, not a choice.
 _POSITIVE = {
     "data.height", "data.width", "data.num_instances", "train.epochs", "train.batch_size", "train.accumulate_steps",
-    "test.batch_size", "test.max_rank", "test.k1", "test.k2", "test.topk", "train.log_period",
+    "test.batch_size", "test.max_rank", "test.k1", "test.k2", "test.topk", "train.log_period", "data.seq_len",
+    "data.max_chunks",
 }
 _NON_NEGATIVE = {
     "data.workers", "train.fixbase_epochs", "train.grad_clip", "train.threads", "test.eval_period",

@@ -40,11 +40,13 @@ class EvalResult:
     cmc: np.ndarray | None = None
     cmc_reranked: np.ndarray | None = None
     distmat: np.ndarray | None = None  # the query-gallery distances the ranking used (re-ranked if asked)
+    extra: dict[str, float] = field(default_factory=dict)  # other measures, e.g. attribute accuracy ("attr/...")
 
     def flat(self) -> dict[str, float]:
         out = dict(self.metrics)
         if self.reranked is not None:
             out.update({f"rerank/{k}": v for k, v in self.reranked.items()})
+        out.update(self.extra)
         return out
 
     def table_rows(self) -> dict[str, dict[str, float]]:
@@ -79,12 +81,13 @@ def extract_features(
     try:
         for batch in tqdm(loader, desc=desc, leave=False, disable=desc is None, dynamic_ncols=True):
             images = batch["img"].to(device, non_blocking=True)
-            if channels_last:
+            if channels_last and images.dim() == 4:  # video clips [B, T, 3, H, W]: the model's frames follow its layout
                 images = images.contiguous(memory_format=torch.channels_last)
             with _autocast(device, amp):
                 out = model(images)
                 if flip:
-                    out = (out + model(torch.flip(images, dims=[3]))) / 2
+                    # The last dim is the width for images [B, 3, H, W] and clips [B, T, 3, H, W] alike.
+                    out = (out + model(torch.flip(images, dims=[-1]))) / 2
             if not isinstance(out, torch.Tensor) or out.dim() != 2:
                 raise ConfigError(f"the model's eval output must be a [B, D] feature tensor, got "
                                   f"{type(out).__name__ if not isinstance(out, torch.Tensor) else tuple(out.shape)}")
@@ -159,11 +162,19 @@ def evaluate(
     progress: bool = False,
     **options: Any,
 ) -> EvalResult:
-    """Features of both loaders, then evaluate_features(**options)."""
+    """Features of both loaders (per sample, see sample_features), then evaluate_features(**options)."""
     common = {"device": device, "amp": amp, "channels_last": channels_last, "flip": flip}
     query = extract_features(model, query_loader, desc="query" if progress else None, **common)
     gallery = extract_features(model, gallery_loader, desc="gallery" if progress else None, **common)
-    return evaluate_features(query, gallery, **options)
+    return evaluate_features(sample_features(query, query_loader), sample_features(gallery, gallery_loader),
+                             **options)
+
+
+def sample_features(features: Features, loader: Any) -> Features:
+    """The features of the samples ranked: a loader whose dataset splits each sample into several items (the
+    test chunks of a video tracklet) pools the items' features back with its `pool_features`."""
+    pool = getattr(getattr(loader, "dataset", None), "pool_features", None)
+    return pool(features) if callable(pool) else features
 
 
 def format_table(rows: Mapping[str, Mapping[str, float]], *, label: str = "") -> str:

@@ -280,8 +280,13 @@ class ScaledCriterion(nn.Module):
         self.criterion = criterion
         self.factor = 1.0
 
-    def forward(self, output: object, pids: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        loss, parts = self.criterion(output, pids)
+    @property
+    def batch_targets(self) -> tuple[str, ...]:
+        """The wrapped criterion's batch entries (e.g. "attributes"), which the trainer passes on."""
+        return tuple(getattr(self.criterion, "batch_targets", ()))
+
+    def forward(self, output: object, pids: torch.Tensor, **targets: object) -> tuple[torch.Tensor, dict[str, float]]:
+        loss, parts = self.criterion(output, pids, **targets)
         return loss * self.factor, parts
 
 

@@ -10,6 +10,7 @@ its share; rank 0 alone evaluates and writes files.
 """
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import os
@@ -138,25 +139,88 @@ def shield_workers(loader: Any) -> Any:
 
 
 def test_loaders(cfg: Config, dataset: Any) -> tuple[Any, Any]:
+    """Query and gallery loaders: images, or for video datasets every test chunk of every tracklet (the
+    evaluator pools a tracklet's chunk features through the loader's dataset)."""
     from reidkit.data import build_test_loader
+    from reidkit.data.video import VideoDataset, build_video_test_loader
 
     common = {"height": cfg.data.height, "width": cfg.data.width, "batch_size": cfg.test.batch_size,
               "workers": cfg.data.workers, "recipe": cfg.data.recipe}
+    if isinstance(dataset, VideoDataset):
+        video = {"seq_len": cfg.data.seq_len, "max_chunks": cfg.data.max_chunks, **common}
+        return tuple(shield_workers(build_video_test_loader(dataset, s, **video)) for s in ("query", "gallery"))
     return (shield_workers(build_test_loader(dataset.query, **common)),
             shield_workers(build_test_loader(dataset.gallery, **common)))
 
 
 def evaluate_model(model: nn.Module, cfg: Config, ctx: RunContext, loaders: tuple[Any, Any], *,
-                   rerank: bool | None = None, num_gallery: int | None = None) -> EvalResult:
-    """Metrics of `model` on the query/gallery loaders with the test settings of `cfg`."""
+                   rerank: bool | None = None, num_gallery: int | None = None, dataset: Any = None) -> EvalResult:
+    """Metrics of `model` on the query/gallery loaders with the test settings of `cfg` (and the attribute
+    accuracy when `dataset`, the loaders' dataset, has attribute labels and the model attribute heads)."""
     test = cfg.test
     max_rank = min(test.max_rank, num_gallery) if num_gallery else test.max_rank
-    return evaluate(
+    result = evaluate(
         unwrap(model), *loaders, device=ctx.device, amp=cfg.train.amp, channels_last=cfg.train.channels_last,
         flip=test.flip, progress=cfg.output.progress and ctx.dist.is_main, metric=test.metric,
         normalize=test.normalize, rerank=test.rerank if rerank is None else rerank, max_rank=max_rank,
         k1=test.k1, k2=test.k2, lambda_value=test.lambda_value,
     )
+    result.extra.update(attribute_accuracy(unwrap(model), loaders, dataset, ctx))
+    return result
+
+
+def attribute_accuracy(model: nn.Module, loaders: tuple[Any, Any], dataset: Any, ctx: RunContext) -> dict[str, float]:
+    """Attribute accuracy on the query + gallery tracklets against the majority-class baseline ("attr/..."
+    keys), for models with attribute heads on datasets with attribute labels; {} otherwise."""
+    if not callable(getattr(model, "predict_attributes", None)) or getattr(dataset, "attribute_schema", None) is None:
+        return {}
+    from reidkit.models.asta import attribute_metrics
+
+    return attribute_metrics(model, dict(zip(("query", "gallery"), loaders)), dataset, device=ctx.device)
+
+
+def format_attributes(metrics: Mapping[str, float]) -> str | None:
+    """One line of attribute accuracy against its baseline, or None without attribute metrics."""
+    if "attr/accuracy" not in metrics:
+        return None
+    count = sum(1 for k in metrics if k.startswith("attr/") and k.count("/") == 2)
+    return (f"attribute accuracy {metrics['attr/accuracy']:.1%} (majority-class baseline "
+            f"{metrics['attr/majority']:.1%}; mean over {count} attributes, query + gallery tracklets)")
+
+
+def with_data_model_options(cfg: Config, dataset: Any) -> Config:
+    """`cfg` with the model options that follow from the data filled in: frame_size = [data.height, data.width]
+    and attribute_dims = the dataset's attribute schema (sizes of the attribute heads), for models that take
+    them. A config value that contradicts the data is a ConfigError; so is an image model on a video dataset."""
+    from reidkit.data.video import VideoDataset
+    from reidkit.models import MODELS, model_options
+    from reidkit.models.video import VideoReidModel
+
+    name = cfg.model.name
+    if isinstance(dataset, VideoDataset) and not issubclass(MODELS.get(name), VideoReidModel):
+        raise ConfigError(f"model.name={name!r} is an image model but data.name={cfg.data.name!r} holds video "
+                          "tracklets; use a video model: video_tp, video_ta, video_rnn or asta")
+    accepted, derived = model_options(name), {}
+    if "frame_size" in accepted:
+        derived["frame_size"] = [cfg.data.height, cfg.data.width]
+    if "attribute_dims" in accepted:
+        schema = getattr(dataset, "attribute_schema", None)
+        if schema is None:
+            raise ConfigError(f"model.name={name!r} has attribute heads but data.name={cfg.data.name!r} has no "
+                              "attribute labels; use a dataset with attributes (mars, dukemtmcvidreid, "
+                              "synthetic_video) or a model without them (video_tp, video_ta, video_rnn)")
+        derived["attribute_dims"] = dict(schema.group_dims)
+    for key, value in derived.items():
+        given = cfg.model.options.get(key)
+        if given is not None and (list(given) if isinstance(given, tuple) else given) != value:
+            raise ConfigError(f"model.options.{key}={given!r} does not match the data ({value!r} from "
+                              f"{'data.height, data.width' if key == 'frame_size' else 'the dataset schema'}); "
+                              "set it to that or leave it out")
+    if all(key in cfg.model.options for key in derived):
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    cfg.model.options.update({k: v for k, v in derived.items() if k not in cfg.model.options})
+    return cfg
 
 
 def _to_device(model: nn.Module, cfg: Config, ctx: RunContext) -> nn.Module:
@@ -192,14 +256,21 @@ def _guard_run_dir(run_dir: Path) -> None:
 
 
 def _train_loader(cfg: Config, dataset: Any, ctx: RunContext) -> Any:
+    """P x K batches of images, or for video datasets of random clips of data.seq_len frames (the identity
+    sampler on tracklets, with the tracklets' attribute codes)."""
     from reidkit.data import build_train_loader
+    from reidkit.data.video import VideoDataset, build_video_train_loader
 
-    loader = build_train_loader(
-        dataset.train, height=cfg.data.height, width=cfg.data.width, batch_size=cfg.train.batch_size,
-        num_instances=cfg.data.num_instances, recipe=cfg.data.recipe, workers=cfg.data.workers,
-        seed=cfg.train.seed, rank=ctx.dist.rank, world_size=ctx.dist.world_size, sampler=cfg.data.sampler,
-    )
-    return shield_workers(loader)
+    common = {"height": cfg.data.height, "width": cfg.data.width, "batch_size": cfg.train.batch_size,
+              "num_instances": cfg.data.num_instances, "recipe": cfg.data.recipe, "workers": cfg.data.workers,
+              "seed": cfg.train.seed, "rank": ctx.dist.rank, "world_size": ctx.dist.world_size}
+    if not isinstance(dataset, VideoDataset):
+        return shield_workers(build_train_loader(dataset.train, sampler=cfg.data.sampler, **common))
+    if cfg.data.sampler != "identity":
+        raise ConfigError(f"data.sampler={cfg.data.sampler!r}: video datasets train with the tracklet identity "
+                          "sampler; set data.sampler=identity")
+    return shield_workers(build_video_train_loader(dataset, seq_len=cfg.data.seq_len, per_frame=cfg.data.per_frame,
+                                                   **common))
 
 
 def _wrap_distributed(model: nn.Module, ctx: RunContext) -> nn.Module:
@@ -237,29 +308,31 @@ def _train(cfg: Config, ctx: RunContext, ckpt: Mapping[str, Any] | None, ckpt_pa
            out: Printer) -> TrainResult:
     main = ctx.dist.is_main
     run_dir = Path(cfg.output.dir)
-    if main:
-        if ckpt is None:
-            _guard_run_dir(run_dir)
-        save_config(cfg, run_dir / "config.yaml")
+    if main and ckpt is None:
+        _guard_run_dir(run_dir)
     distributed.barrier()
     dataset = build_dataset_from(cfg)
+    cfg = with_data_model_options(cfg, dataset)
+    if main:
+        save_config(cfg, run_dir / "config.yaml")
     if main:
         out(f"{cfg.data.name}: {len(dataset.train)} training images of {dataset.num_train_pids} identities, "
             f"{len(dataset.query)} query, {len(dataset.gallery)} gallery")
     loader = _train_loader(cfg, dataset, ctx)
     loaders = test_loaders(cfg, dataset)
     model = _to_device(build_model_from(cfg, dataset.num_train_pids, pretrained=ckpt is None), cfg, ctx)
-    from reidkit.losses import build_criterion
+    from reidkit.losses import build_model_criterion
 
-    criterion = build_criterion(model, weights=cfg.loss.weights, margin=cfg.loss.margin,
-                                soft_margin=cfg.loss.soft_margin, metric=cfg.loss.metric,
-                                label_smooth=cfg.loss.label_smooth).to(ctx.device)
+    criterion = build_model_criterion(model, weights=cfg.loss.weights, margin=cfg.loss.margin,
+                                      soft_margin=cfg.loss.soft_margin, metric=cfg.loss.metric,
+                                      label_smooth=cfg.loss.label_smooth,
+                                      include_self=cfg.loss.include_self).to(ctx.device)
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.schedule, cfg.train.epochs)
     last: dict[str, EvalResult] = {}
 
     def run_evaluation(module: nn.Module) -> dict[str, float]:
-        last["result"] = evaluate_model(module, cfg, ctx, loaders, num_gallery=len(dataset.gallery))
+        last["result"] = evaluate_model(module, cfg, ctx, loaders, num_gallery=len(dataset.gallery), dataset=dataset)
         return last["result"].flat()
 
     checkpoints = CheckpointHook(run_dir / "checkpoints", period=cfg.checkpoint.period,
@@ -292,6 +365,8 @@ def _train(cfg: Config, ctx: RunContext, ckpt: Mapping[str, Any] | None, ckpt_pa
     report = None
     if result is not None:
         out(format_table(result.table_rows(), label=f"{cfg.model.name} on {cfg.data.name}"))
+        if format_attributes(result.extra):
+            out(format_attributes(result.extra))
         if cfg.output.report:
             report = write_run_report(run_dir, cfg, result, model, dataset, ctx, history=logger.history_path)
     return TrainResult(run_dir, final, logger.history_path, results_path, report, result)
@@ -359,10 +434,14 @@ def test(cfg: Config, weights: str | os.PathLike, *, out: Printer = print) -> Te
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     dataset = build_dataset_from(cfg)
+    cfg = with_data_model_options(cfg, dataset)
     model = _to_device(_load_for_eval(cfg, weights, dataset.num_train_pids), cfg, ctx)
-    result = evaluate_model(model, cfg, ctx, test_loaders(cfg, dataset), num_gallery=len(dataset.gallery))
+    result = evaluate_model(model, cfg, ctx, test_loaders(cfg, dataset), num_gallery=len(dataset.gallery),
+                            dataset=dataset)
     out_dir = Path(cfg.output.dir) / "test"
     out(format_table(result.table_rows(), label=f"{Path(weights).name} on {cfg.data.name}"))
+    if format_attributes(result.extra):
+        out(format_attributes(result.extra))
     results = out_dir / "results.json"
     atomic_write_json(results, {"weights": os.fspath(weights), "dataset": cfg.data.name,
                                 "metrics": result.flat(), "config": cfg.to_dict()})

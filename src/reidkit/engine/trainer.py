@@ -291,7 +291,7 @@ class Trainer:
 
     def run_step(self, batch: Mapping[str, Any]) -> StepOutput:
         images = batch["img"].to(self.device, non_blocking=True)
-        if self.channels_last:
+        if self.channels_last and images.dim() == 4:  # video clips [B, T, 3, H, W]: see the evaluator
             images = images.contiguous(memory_format=torch.channels_last)
         pids = torch.as_tensor(batch["pid"]).to(self.device, non_blocking=True)
         boundary = (self.iter + 1) % self.accumulate_steps == 0 or self.iter + 1 == self.num_batches

@@ -1,5 +1,8 @@
 """Losses: label-smoothed cross-entropy, batch-hard triplet (+ its miner), and build_criterion, which reads
-which losses apply to which stream from the model's declaration."""
+which losses apply to which stream from the model's declaration; AITL and the attribute BCE for video models
+with attribute heads (build_model_criterion picks the criterion a model trains with)."""
+from reidkit.losses.aitl import AITLCriterion, AITLLoss, build_model_criterion
+from reidkit.losses.attribute import AttributeBCELoss
 from reidkit.losses.base import LOSSES, LossOptions
 from reidkit.losses.criterion import Criterion, build_criterion
 from reidkit.losses.cross_entropy import CrossEntropyLabelSmooth
@@ -8,6 +11,9 @@ from reidkit.losses.triplet import TripletLoss
 
 __all__ = [
     "LOSSES",
+    "AITLCriterion",
+    "AITLLoss",
+    "AttributeBCELoss",
     "BatchHardMiner",
     "Criterion",
     "CrossEntropyLabelSmooth",
@@ -16,5 +22,6 @@ __all__ = [
     "TripletLoss",
     "batch_hard",
     "build_criterion",
+    "build_model_criterion",
     "pairwise_distance",
 ]

@@ -133,3 +133,11 @@ class AITLCriterion(nn.Module):
 
     def extra_repr(self) -> str:
         return f"groups={list(self.groups)}, aitl_weight={self.aitl_weight:g}"
+
+
+def build_model_criterion(model: nn.Module, *, include_self: bool = False, **options: Any) -> nn.Module:
+    """The criterion `model` trains with: the AITL criterion for models with attribute streams (asta), else
+    build_criterion(model, **options). `options`: weights and the LossOptions fields, as for build_criterion."""
+    if getattr(getattr(model, "module", model), "attribute_groups", ()):
+        return AITLCriterion(model, include_self=include_self, **options)
+    return build_criterion(model, **options)
