@@ -75,3 +75,50 @@ def test_bad_input(tmp_path, data):
     (tmp_path / "junk.index").write_bytes(b"not an index")
     with pytest.raises(ReidkitError, match="is not a reidkit gallery index"):
         GalleryIndex.load(tmp_path / "junk.index")
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".mat", ".pt"])
+def test_from_feature_file_of_a_folder_extract(data, tmp_path, suffix):
+    from reidkit.engine.launch import save_features  # what `reidkit extract --images DIR` writes
+
+    gallery, queries, top, _ = data
+    paths = [f"cam{i % 3}/img_{i:04d}.jpg" for i in range(len(gallery))]
+    save_features(tmp_path / f"gallery{suffix}", gallery, paths)
+    index = GalleryIndex.from_feature_file(tmp_path / f"gallery{suffix}")
+    assert index.kind == "flat" and len(index) == len(gallery)
+    _, ids = index.search(queries, k=5)
+    np.testing.assert_array_equal(ids, top)
+    assert index.names[ids[0, 0]] == paths[top[0, 0]]
+    index.save(tmp_path / "gallery.index")  # the names are saved with the index
+    np.testing.assert_array_equal(GalleryIndex.load(tmp_path / "gallery.index").names, paths)
+
+
+def test_from_feature_file_of_a_dataset_extract(data, tmp_path):
+    from reidkit.postprocess.feature_files import save_features  # `reidkit extract` without --images
+
+    gallery, queries, top, _ = data
+    names = [f"{i:06d}.jpg" for i in range(len(gallery))]
+    save_features(tmp_path / "feats.mat", {"query_f": queries, "gallery_f": gallery, "gallery_name": names})
+    index = GalleryIndex.from_feature_file(tmp_path / "feats.mat", kind="ivf", nlist=8, nprobe=8)
+    np.testing.assert_array_equal(index.search(queries, k=5)[1], top)
+    assert list(index.names[:2]) == names[:2]
+    query_index = GalleryIndex.from_feature_file(tmp_path / "feats.mat", key="query_f")
+    assert len(query_index) == len(queries) and query_index.names is None
+    with pytest.raises(ReidkitError, match="no 'features_x' matrix"):
+        GalleryIndex.from_feature_file(tmp_path / "feats.mat", key="features_x")
+    with pytest.raises(ReidkitError, match="does not exist"):
+        GalleryIndex.from_feature_file(tmp_path / "missing.npz")
+
+
+def test_names_must_cover_every_row(data):
+    gallery = data[0]
+    index = GalleryIndex(16)
+    index.add(gallery[:10], names=[str(i) for i in range(10)])
+    with pytest.raises(MetricInputError, match="pass names="):
+        index.add(gallery[10:20])
+    with pytest.raises(MetricInputError, match="names has 3 entries; expected 10"):
+        index.add(gallery[10:20], names=["a", "b", "c"])
+    unnamed = GalleryIndex(16)
+    unnamed.add(gallery[:10])
+    with pytest.raises(MetricInputError, match="no names"):
+        unnamed.add(gallery[10:20], names=[str(i) for i in range(10)])

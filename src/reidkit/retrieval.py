@@ -8,6 +8,12 @@ gallery and queries) and the index scores by inner product; `search` returns the
     scores, ids = index.search(query_feats, k=10)
     index.save("gallery.index"); index = GalleryIndex.load("gallery.index")
 
+From a `reidkit extract` file (either layout: a folder's `features` + `paths`, or a dataset's `gallery_f` +
+`gallery_name`), the names come along and are saved with the index:
+
+    index = GalleryIndex.from_feature_file("gallery.npz")
+    scores, ids = index.search(query_feats, k=10); index.names[ids]   # the image paths of the hits
+
 Kinds: "flat" (exact; memory 4 * D bytes per item; search time linear in the gallery), "ivf" (inverted
 lists: each query scans `nprobe` of `nlist` lists; needs training on a sample), "hnsw" (graph; no
 training, fast queries, slow to build, ~ (4 * D + 8 * M) bytes per item).
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import faiss
@@ -46,6 +53,7 @@ class GalleryIndex:
         self.train_size = None if train_size is None else positive_int("train_size", train_size)
         self.seed = int(seed)
         self._ids = np.zeros(0, np.int64)
+        self.names: np.ndarray | None = None  # one str per row (image paths), when the rows were given names
         if kind == "flat":
             self._index = faiss.IndexFlatIP(self.dim)
         elif kind == "hnsw":
@@ -92,9 +100,11 @@ class GalleryIndex:
         index.nprobe = min(self.nprobe, nlist)
         self._quantizer, self._index, self.nlist = quantizer, index, nlist  # the IVF index does not own it
 
-    def add(self, features: Any, ids: Any = None) -> None:
-        """Add [n, dim] features; ids: [n] int64 labels returned by search (default: running positions)."""
+    def add(self, features: Any, ids: Any = None, names: Any = None) -> None:
+        """Add [n, dim] features; ids: [n] int64 labels returned by search (default: running positions);
+        names: [n] strings kept in `self.names` (row order), all rows or none."""
         x = self._prepare("features", features)
+        new_names = self._check_names(names, len(x))
         if ids is None:
             new_ids = np.arange(len(self), len(self) + len(x), dtype=np.int64)
         else:
@@ -107,6 +117,20 @@ class GalleryIndex:
             self.train(x)
         self._index.add(x)
         self._ids = np.concatenate([self._ids, new_ids])
+        if new_names is not None:
+            self.names = new_names if self.names is None else np.concatenate([self.names, new_names])
+
+    def _check_names(self, names: Any, count: int) -> np.ndarray | None:
+        if names is None:
+            if self.names is not None:
+                raise MetricInputError("this index has names for its rows; pass names=[...] for the new rows too")
+            return None
+        arr = np.asarray([str(n) for n in names])
+        if arr.shape != (count,):
+            raise MetricInputError(f"names has {len(arr)} entries; expected {count}, one per feature row")
+        if len(self) and self.names is None:
+            raise MetricInputError("the rows already in this index have no names; names must be given for all rows")
+        return arr
 
     # -- querying ---------------------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -139,8 +163,9 @@ class GalleryIndex:
         meta = {"format": _FORMAT, "version": 1, "dim": self.dim, "kind": self.kind, "normalize": self.normalize,
                 "nlist": self.nlist, "nprobe": self.nprobe, "train_size": self.train_size, "seed": self.seed}
         with atomic_open(path, "wb") as handle:
+            extra = {} if self.names is None else {"names": self.names}
             np.savez(handle, index=faiss.serialize_index(self._index), ids=self._ids,
-                     meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
+                     meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **extra)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "GalleryIndex":
@@ -148,6 +173,7 @@ class GalleryIndex:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
                 raw, ids = data["index"], data["ids"]
+                names = data["names"] if "names" in data else None
         except (OSError, KeyError, ValueError) as exc:
             raise ReidkitError(f"{str(path)!r} is not a reidkit gallery index: {exc}") from exc
         if meta.get("format") != _FORMAT:
@@ -156,16 +182,72 @@ class GalleryIndex:
                   normalize=meta["normalize"], train_size=meta["train_size"], seed=meta["seed"])
         obj._index = faiss.deserialize_index(raw)
         obj._ids = ids.astype(np.int64)
+        obj.names = names
         return obj
 
     @classmethod
-    def from_features(cls, features: Any, kind: str = "auto", ids: Any = None, **options: Any) -> "GalleryIndex":
-        """Index an [n, D] feature matrix. kind="auto": exact below 100,000 items, IVF above."""
+    def from_features(cls, features: Any, kind: str = "auto", ids: Any = None, names: Any = None,
+                      **options: Any) -> "GalleryIndex":
+        """Index an [n, D] feature matrix (names: optional [n] strings). kind="auto": exact below 100,000
+        items, IVF above."""
         arr = to_numpy("features", features)
         if arr.ndim != 2:
             raise MetricInputError(f"features must be [n, dim], got shape {arr.shape}")
         if kind == "auto":
             kind = "flat" if len(arr) < 100_000 else "ivf"
         index = cls(arr.shape[1], kind, **options)
-        index.add(arr, ids=ids)
+        index.add(arr, ids=ids, names=names)
         return index
+
+    @classmethod
+    def from_feature_file(cls, path: str | os.PathLike, kind: str = "auto", key: str | None = None,
+                          **options: Any) -> "GalleryIndex":
+        """Index the features of a `reidkit extract` file, with its image names in `names`; see
+        `read_feature_file` for the layouts and `key`. ids are the row positions in the file."""
+        features, names = read_feature_file(path, key)
+        return cls.from_features(features, kind, names=names, **options)
+
+
+def _as_names(value: Any) -> np.ndarray:
+    """Strings from npz unicode arrays, .mat cell arrays (each cell an array of one string) or lists."""
+    flat = np.asarray(value, dtype=object).reshape(-1)
+    return np.asarray([str(v.reshape(-1)[0] if isinstance(v, np.ndarray) else v).strip() for v in flat])
+
+
+def read_feature_file(path: str | os.PathLike, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(features [N, D] float32, names [N] or None) of a `reidkit extract` file.
+
+    Layouts: an image folder's .npz / .mat / .pt with `features` and `paths`; a dataset's .npz / .mat with
+    `query_f` / `gallery_f` and optionally `query_name` / `gallery_name`. key: the matrix to read (default
+    `features` if present, else `gallery_f`); its names are `paths` or `<side>_name`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ReidkitError(f"feature file {path} does not exist")
+    if path.suffix == ".pt":
+        import torch
+
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(data, dict):
+            raise ReidkitError(f"{path}: expected a dict with 'features' (a `reidkit extract` .pt file)")
+    elif path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            data = dict(npz)
+    elif path.suffix == ".mat":
+        import scipy.io
+
+        data = {k: v for k, v in scipy.io.loadmat(str(path)).items() if not k.startswith("__")}
+    else:
+        raise ReidkitError(f"feature file {path}: expected a name ending in .npz, .mat or .pt")
+    key = key or ("features" if "features" in data else "gallery_f")
+    if key not in data:
+        raise ReidkitError(f"{path}: no {key!r} matrix (has {', '.join(sorted(data)) or 'nothing'}); "
+                           "pass key= one of its feature matrices")
+    features = to_numpy(key, data[key])
+    if features.ndim != 2:
+        raise ReidkitError(f"{path}: {key} has shape {features.shape}; expected [N, D]")
+    name_key = "paths" if key == "features" else key[: -len("_f")] + "_name" if key.endswith("_f") else None
+    names = _as_names(data[name_key]) if name_key in data else None
+    if names is not None and len(names) != len(features):
+        raise ReidkitError(f"{path}: {name_key} has {len(names)} entries, {key} has {len(features)} rows")
+    return np.asarray(features, dtype=np.float32), names

@@ -34,6 +34,8 @@ from reidkit.metrics.distance import check_metric, iter_distance_blocks
 
 Protocol = Literal["market", "cuhk03"]
 PROTOCOLS: tuple[str, ...] = ("market", "cuhk03")
+# cuhk03 draws: a RandomState selects fastreid's own draws (see evaluate_rank)
+Seed = int | np.random.Generator | np.random.RandomState | None
 
 # Bytes of one [rows, gallery] float block: bounds the rows evaluated at once, whatever the gallery size.
 _BLOCK_BYTES = 64 * 2**20
@@ -184,10 +186,52 @@ def _cuhk03_single_shot(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarr
     acc.single_shot_cmc.append(cmc / num_repeats)
 
 
+def _cuhk03_fastreid_draws(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: _Gallery,
+                           gallery_label: np.ndarray, num_ids: int, rs: np.random.RandomState, num_repeats: int,
+                           acc: _Accumulator) -> None:
+    """Single-gallery-shot CMC with fastreid's own draws: for each valid query, each repeat, and each identity
+    in order of its first appearance in the ranked kept gallery, `np.random.choice` of that identity's kept
+    items. One `rs.randint(0, counts)` call makes the same draws as those sequential calls (a count of 1
+    consumes nothing in both), so a RandomState seeded as fastreid's global one gives fastreid's numbers."""
+    order, raw, kept, kept_rank = _ranked_rows(dist, q_pids, q_camids, gallery)
+    valid, first, ap, inp = _metrics_from_sorted_matches(raw, kept_rank)
+    acc.add_ranks(first, ap, inp)
+    if not valid.any():
+        return
+    order, raw, kept = order[valid], raw[valid], kept[valid]
+    label = np.where(kept, gallery_label[order], num_ids)  # num_ids marks removed (junk) items
+    by_label = np.argsort(label, axis=1, kind="stable")  # each identity's items, in ranked order
+    sorted_label = np.take_along_axis(label, by_label, axis=1)
+    starts = np.ones(sorted_label.shape, bool)
+    starts[:, 1:] = sorted_label[:, 1:] != sorted_label[:, :-1]
+    starts &= sorted_label < num_ids
+    g_row, g_col = np.nonzero(starts)  # one entry per (query, identity) group
+    per_label = np.bincount((np.arange(len(label))[:, None] * (num_ids + 1) + label).ravel(),
+                            minlength=len(label) * (num_ids + 1))
+    g_count = per_label[g_row * (num_ids + 1) + sorted_label[g_row, g_col]]
+    g_first = by_label[g_row, g_col]  # ranked position of the identity's first kept item
+    perm = np.lexsort((g_first, g_row))  # groups by query, then by first appearance (fastreid's dict order)
+    g_row, g_col, g_count, g_first = g_row[perm], g_col[perm], g_count[perm], g_first[perm]
+    groups = np.bincount(g_row, minlength=len(label))
+    offset = np.concatenate([[0], np.cumsum(groups)[:-1]])
+    # draw order: query, repeat, identity
+    d_row = np.repeat(np.arange(len(label)), groups * num_repeats)
+    local = np.arange(len(d_row)) - np.repeat(offset * num_repeats, groups * num_repeats)
+    group = offset[d_row] + local % groups[d_row]
+    chosen = by_label[d_row, g_col[group] + rs.randint(0, g_count[group])]
+    key = d_row * num_repeats + local // groups[d_row]  # (query, repeat)
+    own = raw[d_row, chosen]  # exactly one per key: the query's identity
+    own_pos = np.empty(len(label) * num_repeats, np.int64)
+    own_pos[key[own]] = chosen[own]
+    rank = np.bincount(key, weights=chosen < own_pos[key], minlength=len(own_pos)).reshape(len(label), -1)
+    cmc = (np.arange(acc.max_rank)[None, None, :] >= rank[:, :, None]).mean(axis=1)
+    acc.single_shot_cmc.append(cmc)
+
+
 class _Evaluator:
     def __init__(self, num_query: int, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, num_gallery: int,
                  max_rank: int, protocol: str, ignore_pids: Iterable[int], num_repeats: int,
-                 seed: int | np.random.Generator | None) -> None:
+                 seed: Seed) -> None:
         if protocol not in PROTOCOLS:
             raise MetricInputError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
         self.q_pids = as_labels("q_pids", q_pids, num_query, "number of queries")
@@ -211,7 +255,8 @@ class _Evaluator:
         self.protocol = protocol
         self.acc = _Accumulator(len(g_pids), max_rank)
         if protocol == "cuhk03":
-            self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+            self.rng = seed if isinstance(seed, (np.random.Generator, np.random.RandomState)) else \
+                np.random.default_rng(seed)
             uniq, self.gallery_label = np.unique(g_pids, return_inverse=True)
             self.num_ids = len(uniq)
 
@@ -230,8 +275,9 @@ class _Evaluator:
         else:
             if np.isnan(dist).any():
                 raise MetricInputError("distmat contains NaN; distances must be numbers (inf is allowed)")
-            _cuhk03_single_shot(dist, q_pids, q_camids, self.gallery, self.gallery_label, self.num_ids, self.rng,
-                                self.num_repeats, self.acc)
+            draw = _cuhk03_fastreid_draws if isinstance(self.rng, np.random.RandomState) else _cuhk03_single_shot
+            draw(dist, q_pids, q_camids, self.gallery, self.gallery_label, self.num_ids, self.rng, self.num_repeats,
+                 self.acc)
 
     def result(self) -> tuple[np.ndarray, float, float]:
         return self.acc.result(single_shot=self.protocol == "cuhk03")
@@ -239,7 +285,7 @@ class _Evaluator:
 
 def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, max_rank: int = 50,
                   protocol: Protocol = "market", *, ignore_pids: Iterable[int] = (), num_repeats: int = 10,
-                  seed: int | np.random.Generator | None = 0, block_rows: int | None = None
+                  seed: Seed = 0, block_rows: int | None = None
                   ) -> tuple[np.ndarray, float, float]:
     """Evaluate a query x gallery distance matrix: returns `(cmc, mAP, mINP)`.
 
@@ -251,10 +297,12 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
     split is evaluated with "market".
     ignore_pids: identities removed from every ranking (the peers have no such option: they rely on the
     dataset loader dropping e.g. Market-1501's pid -1 images). Distractors (pid 0) are ordinary non-matches.
-    num_repeats, seed: cuhk03 only; each query draws `rng.random((num_repeats, num_gallery))` in query order
-    and keeps, per identity, the item with the largest draw. fastreid draws from numpy's global RNG instead,
-    so its cuhk03 CMC can only be compared in distribution; the tests compare with a reference that makes
-    these same draws.
+    num_repeats, seed: cuhk03 only. seed an int / None / np.random.Generator: each query draws
+    `rng.random((num_repeats, num_gallery))` in query order and keeps, per identity, the item with the largest
+    draw. seed an np.random.RandomState: fastreid's draws (`np.random.choice` per identity, in order of first
+    appearance in the ranked list) from that state; `np.random.RandomState(s)` gives exactly what fastreid
+    gives after `np.random.seed(s)` (fastreid fixes num_repeats=10). fastreid's CMC is 0 at ranks beyond
+    the number of identities in the kept gallery (an artefact not reproduced: ours stays at 1).
     Queries with no valid match are skipped; if none is valid, MetricInputError is raised.
     """
     dist = as_matrix("distmat", distmat)
@@ -274,7 +322,7 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
 def evaluate_rank_from_features(q_feats: Any, g_feats: Any, q_pids: Any, g_pids: Any, q_camids: Any,
                                 g_camids: Any, max_rank: int = 50, protocol: Protocol = "market", *,
                                 metric: str = "sqeuclidean", ignore_pids: Iterable[int] = (),
-                                num_repeats: int = 10, seed: int | np.random.Generator | None = 0,
+                                num_repeats: int = 10, seed: Seed = 0,
                                 block_rows: int | None = None) -> tuple[np.ndarray, float, float]:
     """`evaluate_rank` on `compute_distance_matrix(q_feats, g_feats, metric)`, computed one block of queries at a
     time: memory is the features plus one [block_rows, num_gallery] block (64 MB by default), never the
