@@ -316,7 +316,7 @@ def _train(cfg: Config, ctx: RunContext, ckpt: Mapping[str, Any] | None, ckpt_pa
     if main:
         save_config(cfg, run_dir / "config.yaml")
     if main:
-        out(f"{cfg.data.name}: {len(dataset.train)} training images of {dataset.num_train_pids} identities, "
+        out(f"{cfg.data.name}: {_sample_count(dataset)} of {dataset.num_train_pids} identities, "
             f"{len(dataset.query)} query, {len(dataset.gallery)} gallery")
     loader = _train_loader(cfg, dataset, ctx)
     loaders = test_loaders(cfg, dataset)
@@ -370,6 +370,14 @@ def _train(cfg: Config, ctx: RunContext, ckpt: Mapping[str, Any] | None, ckpt_pa
         if cfg.output.report:
             report = write_run_report(run_dir, cfg, result, model, dataset, ctx, history=logger.history_path)
     return TrainResult(run_dir, final, logger.history_path, results_path, report, result)
+
+
+def _sample_count(dataset: Any) -> str:
+    from reidkit.data.video import VideoDataset
+
+    if isinstance(dataset, VideoDataset):
+        return f"{len(dataset.train)} training tracklets ({dataset.num_train_frames} frames)"
+    return f"{len(dataset.train)} training images"
 
 
 def _write_results(path: Path, cfg: Config, checkpoint: Path | None, result: EvalResult | None) -> Path:
