@@ -126,3 +126,5 @@ def test_attribute_metrics_on_tracklets(tmp_path):
     # only the first query has a label; every attribute of the replica's labels varies
     assert 0 <= metrics["attr/accuracy"] <= 1 and 0 <= metrics["attr/majority"] <= 1
     assert {"attr/action", "attr/upcolor/majority"} <= set(metrics)
+    data.attributes["query"] = [None] * len(data.query)  # no labelled test tracklet: nothing to report
+    assert attribute_metrics(model, loaders, data) == {}

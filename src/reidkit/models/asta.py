@@ -149,7 +149,8 @@ def attribute_metrics(model: ASTA, loaders: Mapping[str, Any], dataset: Any, *,
                       device: torch.device | str = "cpu") -> dict[str, float]:
     """Attribute accuracy of the tracklets of `loaders` (subset -> chunk loader, e.g. query and gallery: people
     never seen in training) that have attribute labels, against the majority-class baseline (the training
-    set's most frequent class). Means over the attributes that vary; constant ones tell nothing.
+    set's most frequent class). Means over the attributes that vary; constant ones tell nothing ({} when no
+    tracklet is labelled or nothing varies).
     Keys: "attr/accuracy", "attr/majority", "attr/<attribute>" (accuracy), "attr/<attribute>/majority"."""
     from reidkit.data.video.attributes import attribute_report
 
@@ -160,9 +161,13 @@ def attribute_metrics(model: ASTA, loaders: Mapping[str, Any], dataset: Any, *,
         logits = predict_tracklet_attributes(model, loader, device=device)
         predicted.append(schema.predict({g: v[known] for g, v in logits.items()}).numpy())
         labels.extend(dataset.attributes[subset][i] for i in known)
+    if not labels:  # no test tracklet has an attribute row: nothing to measure
+        return {}
     report = attribute_report(schema, np.concatenate(predicted), np.array(labels),
                               np.array(dataset.attributes["train"]))
     varying = {name: r for name, r in report.items() if r["classes"] > 1}
+    if not varying:
+        return {}
     metrics = {"attr/accuracy": float(np.mean([r["accuracy"] for r in varying.values()])),
                "attr/majority": float(np.mean([r["majority"] for r in varying.values()]))}
     for name, r in varying.items():
