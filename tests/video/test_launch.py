@@ -139,3 +139,14 @@ def test_flip_is_along_the_width_for_clips_and_chunks_pool_per_tracklet():
     chunked = Features(torch.tensor([[1.0], [3.0]]), torch.tensor([5, 5]).numpy(), torch.tensor([0, 0]).numpy())
     assert sample_features(chunked, Chunks()).features.tolist() == [[2.0]]
     assert sample_features(chunked, [1, 2]) is chunked  # image loaders: unchanged
+
+
+def test_build_model_criterion_picks_aitl_for_attribute_heads():
+    from reidkit.losses import AITLCriterion, Criterion, build_model_criterion
+    from reidkit.models import build_model
+
+    asta = build_model("asta", 3, backbone="resnet18", frame_size=(64, 32), attribute_dims={"a": 3, "b": 2})
+    criterion = build_model_criterion(asta, include_self=True, metric="cosine", margin=0.3)
+    assert isinstance(criterion, AITLCriterion) and criterion.aitl.include_self and criterion.groups == ("a", "b")
+    assert criterion.batch_targets == ("attributes",)
+    assert type(build_model_criterion(build_model("video_tp", 3, backbone="resnet18"), margin=0.3)) is Criterion
