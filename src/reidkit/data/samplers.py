@@ -29,6 +29,12 @@ class RandomIdentitySampler(Sampler[int]):
         if world_size < 1 or not 0 <= rank < world_size or self.num_pids_per_batch % world_size:
             raise ConfigError(f"the {self.num_pids_per_batch} identities per batch cannot be shared by "
                               f"{world_size} processes (rank {rank}): P must be a multiple of world_size")
+        if world_size > 1 and self.num_pids_per_batch // world_size < 2:
+            # Batch-hard mining runs on each process's share: one identity has no negatives.
+            raise ConfigError(f"batch_size {batch_size} with num_instances {num_instances} gives each of the "
+                              f"{world_size} processes {self.num_pids_per_batch // world_size} identity per "
+                              f"batch; the triplet loss needs at least 2: raise batch_size to "
+                              f"{2 * world_size * num_instances} or more")
         self.index_by_pid: dict[int, list[int]] = defaultdict(list)
         for index, sample in enumerate(samples):
             self.index_by_pid[sample[1]].append(index)
