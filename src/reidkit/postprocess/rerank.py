@@ -47,7 +47,7 @@ def rerank_distances(q_g_dist: np.ndarray, q_q_dist: np.ndarray, g_g_dist: np.nd
     from reidkit.metrics import re_ranking
 
     return np.asarray(re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=params.k1, k2=params.k2,
-                                 lambda_value=params.lambda_value, squared=False))
+                                 lambda_value=params.lambda_value, square_input=False))
 
 
 def rerank_branch(query_f: np.ndarray, gallery_f: np.ndarray, qg_scores: np.ndarray, qg_penalty: np.ndarray, *,
