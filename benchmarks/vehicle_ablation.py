@@ -61,10 +61,11 @@ def reidkit(*args: str, threads: int) -> str:
 
 def train(run: Path, root: Path, epochs: int, threads: int, *extra: str) -> Path:
     checkpoint = run / "checkpoints" / "last.pth"
-    if checkpoint.is_file():
+    if (run / "results.json").is_file():  # written once training has finished
         print(f"reusing {checkpoint}")
         return checkpoint
-    reidkit("train", "--config", CONFIG, "--root", str(root), "--output", str(run), f"train.epochs={epochs}",
+    resume = ["--resume", str(run)] if checkpoint.is_file() else []  # an interrupted run continues
+    reidkit("train", "--config", CONFIG, "--root", str(root), "--output", str(run), *resume, f"train.epochs={epochs}",
             f"train.threads={threads}", "output.progress=false", *extra, threads=threads)
     return checkpoint
 
