@@ -34,13 +34,15 @@ def tiny_config(recipe: str, root, run_dir, *extra: str):
 def test_asta_trains_and_tests_through_launch(tmp_path):
     torch.manual_seed(0)
     make_mars(tmp_path / "data")
-    cfg = tiny_config("configs/video/asta_aitl_mars.yaml", tmp_path / "data", tmp_path / "run", "loss.include_self=true")
+    cfg = tiny_config("configs/video/asta_aitl_mars.yaml", tmp_path / "data", tmp_path / "run",
+                      "loss.include_self=true")
     result = train(cfg, out=lambda _: None)
     metrics = result.evaluation.flat()
     assert 0.0 <= metrics["mAP"] <= 1.0 and 0.0 <= metrics["attr/accuracy"] <= 1.0
     assert "attr/majority" in metrics and any(k.startswith("attr/upcolor") for k in metrics)
     history = [json.loads(line) for line in result.history.read_text().splitlines()]
-    assert {f"loss/{k}" for k in ("global/triplet", "global/ce", "attr_relevant/aitl", "attributes/bce")} <= set(history[-1])
+    terms = ("global/triplet", "global/ce", "attr_relevant/aitl", "attributes/bce")
+    assert {f"loss/{k}" for k in terms} <= set(history[-1])
     # The run's config holds the options derived from the data (attribute heads sized by the MARS schema).
     stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert stored["model"]["options"]["attribute_dims"] == {"irrelevant": 25, "relevant": 41}
