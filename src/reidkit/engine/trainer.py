@@ -6,7 +6,9 @@ hooks (engine.hooks).
     trainer.resume(load_checkpoint(path, for_resume=True))   # optional
     trainer.train()
 
-A step: forward (optionally under bf16/fp16 autocast, channels_last inputs), criterion in fp32, backward; every
+A step: forward (optionally under bf16/fp16 autocast, channels_last inputs), criterion in fp32 (called as
+criterion(output, pids, **targets) with the batch entries the criterion names in `batch_targets`, e.g. the AITL
+criterion's "attributes"; image criteria name none), backward; every
 `accumulate_steps` batches: gradient clipping, optimizer step. SIGINT/SIGTERM finish the current optimizer step,
 save a resumable checkpoint (hooks' on_interrupt) and raise TrainingInterrupted.
 
