@@ -131,7 +131,9 @@ class _FeatureSource:
 
     def raw_pairs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         out = np.empty(len(rows), np.float32)
-        step = 2**20  # pairs of d-dim features gathered at once
+        # pairs gathered at once: each gathered [step, dim] float32 copy (and its temporaries) stays within
+        # _BLOCK_BYTES; a fixed 2**20 pairs of 512-d features made 2 GB copies, 10.8 GB peak at MSMT17 scale
+        step = max(1, _BLOCK_BYTES // (4 * self.feats.shape[1]))
         with torch.no_grad():
             for s in range(0, len(rows), step):
                 a = self.feats[torch.from_numpy(rows[s:s + step])]
