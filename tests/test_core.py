@@ -29,3 +29,12 @@ def test_atomic_write_keeps_old_file_when_interrupted(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["results.txt"]
+
+
+def test_top_level_api_names_resolve():
+    import reidkit
+
+    for name in reidkit.__all__:
+        assert getattr(reidkit, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'trian'"):
+        reidkit.trian

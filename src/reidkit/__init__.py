@@ -4,9 +4,15 @@ The five-call Python API::
 
     import reidkit
     cfg = reidkit.load_config("configs/top_db_net/market1501.yaml", ["data.root=DATA"])
+    run = reidkit.train(cfg)                                  # what `reidkit train` does
+    reidkit.test(cfg, run.checkpoint)                         # what `reidkit test` does
+
+and the pieces underneath::
+
     dataset = reidkit.build_dataset("market1501", root="DATA")
     model = reidkit.build_model("top_db_net", num_classes=dataset.num_train_pids)
     reidkit.load_weights(model, "checkpoint.pth")
+    cmc, mAP, mINP = reidkit.evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids)
 """
 from importlib import import_module
 from typing import Any
@@ -22,6 +28,9 @@ _LAZY = {
     "load_config": "reidkit.config",
     "evaluate_rank": "reidkit.metrics",
     "re_ranking": "reidkit.metrics",
+    "train": "reidkit.engine.launch",
+    "test": "reidkit.engine.launch",
+    "extract": "reidkit.engine.launch",
 }
 
 
