@@ -152,3 +152,17 @@ def test_build_model_criterion_picks_aitl_for_attribute_heads():
     assert isinstance(criterion, AITLCriterion) and criterion.aitl.include_self and criterion.groups == ("a", "b")
     assert criterion.batch_targets == ("attributes",)
     assert type(build_model_criterion(build_model("video_tp", 3, backbone="resnet18"), margin=0.3)) is Criterion
+
+
+def test_video_run_resumes_exactly(tmp_path):
+    make_mars(tmp_path / "data")
+    straight = tiny_config("configs/video/asta_aitl_mars.yaml", tmp_path / "data", tmp_path / "a", "train.epochs=2")
+    first = train(straight, out=lambda _: None)
+    half = tiny_config("configs/video/asta_aitl_mars.yaml", tmp_path / "data", tmp_path / "b", "train.epochs=1")
+    train(half, out=lambda _: None)
+    half.train.epochs = 2
+    resumed = train(half, resume=tmp_path / "b", out=lambda _: None)
+    assert first.checkpoint.parent != resumed.checkpoint.parent
+    a, b = (torch.load(r.checkpoint, weights_only=False) for r in (first, resumed))
+    assert a["epoch"] == b["epoch"] == 2
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])

@@ -180,11 +180,15 @@ def build_video_test_loader(dataset: VideoDataset, subset: str, *, height: int, 
     `loader.dataset.pool_features(features)` turns the chunks' features into the tracklets' features."""
     if subset not in ("query", "gallery", "train"):
         raise ValueError(f"subset must be query, gallery or train, got {subset!r}")
-    chunks = VideoChunkDataset(getattr(dataset, subset), build_transforms(height, width, train=False, recipe=recipe),
-                               seq_len, max_chunks, attributes=dataset.attributes[subset],
+    # An evaluation during training must not move the training's random stream (exact resumes): the
+    # deterministic test transform is applied frame by frame (no per-clip seed draw) and the loader has its own
+    # generator (iterating a DataLoader draws a base seed from it, else from the global one).
+    transform = ClipTransform(build_transforms(height, width, train=False, recipe=recipe), per_frame=True)
+    chunks = VideoChunkDataset(getattr(dataset, subset), transform, seq_len, max_chunks,
+                               attributes=dataset.attributes[subset],
                                schema=dataset.attribute_schema)
     return DataLoader(chunks, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      pin_memory=torch.cuda.is_available(), collate_fn=collate_clips)
+                      pin_memory=torch.cuda.is_available(), collate_fn=collate_clips, generator=torch.Generator())
 
 
 def collate_clips(items: list[dict]) -> dict:
