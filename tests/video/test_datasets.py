@@ -13,7 +13,7 @@ from reidkit.data.video import (DUKEV_ATTRIBUTES, MARS_ATTRIBUTES, attribute_rep
                                 read_attribute_csv)
 from reidkit.errors import ConfigError, DatasetError
 
-from .replicas import (MARS_TEST, MARS_TRAIN, labels_for, make_dukev, make_ilidsvid, make_mars, make_prid2011,
+from .replicas import (MARS_TRAIN, labels_for, make_dukev, make_ilidsvid, make_mars, make_prid2011,
                        write_attribute_csv)
 
 
