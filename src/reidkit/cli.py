@@ -265,7 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from reidkit.engine.interrupt import TrainingInterrupted
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # argparse's REMAINDER does not take a leading option (`postprocess --help`): hand the rest over as it is.
+    args = (argparse.Namespace(func=cmd_postprocess, rest=argv[1:]) if argv[:1] == ["postprocess"]
+            else parser.parse_args(argv))
     try:
         return args.func(args)
     except TrainingInterrupted as stop:

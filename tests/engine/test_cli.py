@@ -102,6 +102,9 @@ def test_every_command_has_useful_help(capsys):
         assert exit_.value.code == 0
         text = capsys.readouterr().out
         assert "usage: reidkit " + command in text and ("example" in text or command in ("config", "demo"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["postprocess", "--help"])  # its own parser, behind the top-level one
+    assert exit_.value.code == 0 and "usage: reidkit postprocess" in capsys.readouterr().out
 
 
 def test_demo_runs_end_to_end_on_a_small_override(tmp_path, capsys):
