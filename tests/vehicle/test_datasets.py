@@ -1,7 +1,6 @@
 """Vehicle dataset readers on tiny replicas of each layout (fixtures in conftest.py)."""
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import reidkit.data.vehicle  # noqa: F401  (registers the vehicle datasets until data/__init__ imports them)
