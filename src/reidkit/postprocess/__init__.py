@@ -10,7 +10,8 @@
 
 `iter_chain` runs them in order and yields the distances after each stage; `run_aicity_postprocess` is the
 command (`reidkit postprocess`). Feature extraction with flip / multi-scale TTA and multi-model fusion is in
-`reidkit.postprocess.extraction` (it imports torch; the chain itself needs numpy and scikit-learn only).
+`reidkit.postprocess.extraction` (it imports torch; the chain itself needs numpy and scikit-learn only); users
+reach it through `reidkit extract --weights A --weights B --scales 1 1.1 --root DATA --output features.mat`.
 """
 from reidkit.postprocess.cameras import (PenaltyWeights, camera_penalty, cluster_camera_features,
                                          complete_cam_clusters, within_set_penalty)
