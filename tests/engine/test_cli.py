@@ -121,3 +121,15 @@ def test_demo_runs_end_to_end_on_a_small_override(tmp_path, capsys):
     assert main(argv) == 0  # a second demo goes to a new folder, the first is kept
     assert (tmp_path / "runs" / "demo" / "checkpoints" / "last.pth").is_file()
     assert (tmp_path / "runs" / "demo_2" / "checkpoints" / "last.pth").is_file()
+
+
+def test_train_with_loader_workers_exits_when_done(tmp_path):
+    """Workers ignore Ctrl-C but not SIGTERM, which multiprocessing sends leftover workers at exit."""
+    import subprocess
+    import sys
+
+    config = write_tiny_config(tmp_path, data={"workers": 1}, output={"report": False})
+    done = subprocess.run([sys.executable, "-m", "reidkit", "train", "--config", str(config)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "run" / "results.json").is_file()

@@ -125,14 +125,15 @@ def build_model_from(cfg: Config, num_classes: int, *, pretrained: bool = True) 
 
 def _ignore_signals(original: Callable[[int], None] | None, worker_id: int) -> None:
     # Ctrl-C reaches every process of the terminal's group: the main process decides when loading stops.
+    # SIGTERM stays deliverable: it is how multiprocessing ends leftover workers at exit (ignoring it hangs
+    # the exit), and `kill PID` or torchrun reach the main process only.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if original is not None:
         original(worker_id)
 
 
 def shield_workers(loader: Any) -> Any:
-    """Data-loading workers ignore SIGINT/SIGTERM, so an interrupted step can finish and be saved."""
+    """Data-loading workers ignore SIGINT (Ctrl-C), so an interrupted step can finish and be saved."""
     if getattr(loader, "num_workers", 0) > 0:
         loader.worker_init_fn = functools.partial(_ignore_signals, loader.worker_init_fn)
     return loader
