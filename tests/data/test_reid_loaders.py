@@ -29,3 +29,18 @@ def test_test_loader_keeps_order(synthetic_market_root):
     assert paths == [p for p, _, _ in data.gallery]
     first = next(iter(loader))["img"]
     assert torch.equal(first, next(iter(loader))["img"])  # no random augmentation at test time
+
+
+def test_iterating_the_test_loader_leaves_the_global_rng_alone(synthetic_market_root):
+    import torch
+
+    from reidkit.data import build_dataset, build_test_loader
+
+    data = build_dataset("market1501", root=synthetic_market_root)
+    loader = build_test_loader(data.query[:4], height=64, width=32, batch_size=2)
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    for _ in loader:
+        pass
+    assert torch.equal(torch.rand(3), expected)

@@ -104,5 +104,7 @@ def build_test_loader(samples: Sequence[Sample], *, height: int, width: int, bat
                       recipe: str = "top_db_net") -> DataLoader:
     """All samples in order, test transform of `recipe`."""
     dataset = ReidImageDataset(samples, build_transforms(height, width, train=False, recipe=recipe))
+    # Its own generator: every iterator draws a seed, which would otherwise come from the global RNG and make
+    # a run resumed after an evaluation differ from one that never stopped.
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                      pin_memory=torch.cuda.is_available())
+                      pin_memory=torch.cuda.is_available(), generator=torch.Generator().manual_seed(0))
