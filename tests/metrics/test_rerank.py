@@ -108,3 +108,36 @@ def test_bad_inputs_name_the_argument():
         re_ranking(q_g, q_q, g_g, lambda_value=2)
     with pytest.raises(MetricInputError, match="metric must be one of"):
         re_ranking_from_features(np.ones((2, 4)), np.ones((3, 4)), metric="manhattan")
+
+
+def test_re_ranking_needs_neither_torch_nor_the_rest_of_the_package(tmp_path):
+    # re_ranking runs on numpy + scipy: in a process where importing torch fails, rerank.py (loaded without
+    # reidkit.metrics/__init__, which imports torch for its other modules) still gives the reference result
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import reidkit
+
+    rng = np.random.default_rng(7)
+    qf, gf = clustered_features(rng, 9, dim=8), clustered_features(rng, 30, dim=8)
+    dists = [compute_distance_matrix(a, b) for a, b in ((qf, gf), (qf, qf), (gf, gf))]
+    np.savez(tmp_path / "d.npz", q_g=dists[0], q_q=dists[1], g_g=dists[2])
+    code = f"""
+import sys, types
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch blocked")
+sys.meta_path.insert(0, Block())
+import numpy as np
+pkg = types.ModuleType("reidkit.metrics"); pkg.__path__ = [{str(Path(reidkit.__file__).parent / "metrics")!r}]
+sys.modules["reidkit.metrics"] = pkg
+from reidkit.metrics.rerank import re_ranking
+d = np.load({str(tmp_path / "d.npz")!r})
+np.save({str(tmp_path / "out.npy")!r}, re_ranking(d["q_g"], d["q_q"], d["g_g"], k1=6, k2=3, block_rows=7))
+assert "torch" not in sys.modules
+"""
+    subprocess.run([sys.executable, "-c", code], check=True)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"),
+                               reference_re_ranking(*dists, 6, 3, 0.3), atol=1e-6)

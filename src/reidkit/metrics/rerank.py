@@ -14,9 +14,9 @@ The semantics reproduced, in torchreid's order (N = Q + G items, queries first):
    (For symmetric inputs, row i divided by its own maximum. Feeding torchreid's "euclidean", which is the
    squared distance, means the 4th power of the euclidean distance: spec 8 of Top-DB-Net.)
    `square_input=False` skips the squaring (the vehicle pipeline re-ranks 2 - 2s, which can be negative).
-2. Neighbours: `np.argsort` of each row (numpy's default, unstable kind). We take the k1+1 smallest by
-   `torch.topk`; a row whose k1+2 smallest values contain a tie is argsorted in full with `np.argsort`, as
-   torchreid does, so that equal distances are ordered exactly as in torchreid.
+2. Neighbours: `np.argsort` of each row (numpy's default, unstable kind). We select the k1+1 smallest by
+   `np.argpartition` and sort them; a row whose k1+2 smallest values contain a tie is argsorted in full with
+   `np.argsort`, as torchreid does, so that equal distances are ordered exactly as in torchreid.
 3. R(i): k-reciprocal neighbours among the k1+1 nearest; each candidate c in R(i) adds its own reciprocal set
    among the round(k1/2)+1 nearest when more than 2/3 of that set lies in R(i) (np.around: 20/2 -> 10).
 4. V[i, j] = exp(-d_ij) / sum over the expanded set, in float32 (torchreid 0.2.5 replaced the original
@@ -36,14 +36,19 @@ from typing import Any, Iterator
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from reidkit.metrics._checks import MetricInputError, as_matrix, positive_int, to_numpy
-from reidkit.metrics.distance import _as_features, _BlockDistance, check_metric
 
-_BLOCK_BYTES = 64 * 2**20     # one [rows, Q+G] float32 block of normalised distances
-_PAIR_BUDGET = 2 * 2**20      # (query, gallery) min-terms of the Jaccard sums expanded at once
-_DENSE_BUDGET = 32 * 2**20    # bytes of one float64 [rows, G] block of Jaccard sums
+# `re_ranking` runs on numpy and scipy alone: torch (~0.6 GB of resident memory for its libraries) is imported
+# by `re_ranking_from_features` only, which computes the distances with it.
+
+# Working buffers, on top of the inputs and the float32 [Q, G] output. Measured at Market-1501 scale (numpy
+# and scipy only, 1 thread): 64 MB / 2M / 32 MB blocks add 407 MB to the inputs in 3.7 s, 16 MB / 0.5M / 8 MB
+# add 261 MB (214 MB of it the output) in 2.4 s; 8 MB / 0.25M / 4 MB 241 MB in 2.7 s.
+_BLOCK_BYTES = 16 * 2**20     # one [rows, Q+G] float32 block of normalised distances (distance matrices)
+_FEATURE_BLOCK_BYTES = 64 * 2**20  # the same from features (one matrix product per block, and pair gathers)
+_PAIR_BUDGET = 2**19          # (query, gallery) min-terms of the Jaccard sums expanded at once
+_DENSE_BUDGET = 8 * 2**20     # bytes of one float64 [rows, G] block of Jaccard sums
 
 
 class _DenseSource:
@@ -52,6 +57,7 @@ class _DenseSource:
     def __init__(self, q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, square: bool) -> None:
         self.q_g, self.q_q, self.g_g, self.square = q_g, q_q, g_g, square
         self.num_query, self.num_gallery = q_g.shape
+        self.block_bytes = _BLOCK_BYTES
         # torchreid squares the concatenation, whose dtype is the inputs' common dtype, then casts to float32
         self.dtype = np.result_type(q_g.dtype, q_q.dtype, g_g.dtype)
         if not np.issubdtype(self.dtype, np.floating):
@@ -110,6 +116,11 @@ class _FeatureSource:
     """Rows of the same matrix computed from features: distance(x_i, all) for a block of items i."""
 
     def __init__(self, q_feats: Any, g_feats: Any, metric: str, square: bool) -> None:
+        import torch
+
+        from reidkit.metrics.distance import _as_features, _BlockDistance
+
+        self.torch = torch
         q, g = _as_features("q_feats", q_feats), _as_features("g_feats", g_feats)
         if q.shape[1] != g.shape[1]:
             raise MetricInputError(f"q_feats has shape {tuple(q.shape)} and g_feats {tuple(g.shape)}; "
@@ -118,9 +129,11 @@ class _FeatureSource:
         # float32 throughout, like the distance matrices torchreid's engine feeds its re-ranking
         self.feats = torch.cat([q.float().cpu(), g.float().cpu()])
         self.metric, self.square = metric, square
+        self.block_bytes = _FEATURE_BLOCK_BYTES
         self.op = _BlockDistance(self.feats, self.feats, metric)
 
     def raw_rows(self, start: int, stop: int, out: np.ndarray) -> np.ndarray:
+        torch = self.torch
         with torch.no_grad():
             d = self.op.rows(start, stop)
             if self.square:
@@ -130,10 +143,11 @@ class _FeatureSource:
         return out
 
     def raw_pairs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        torch = self.torch
         out = np.empty(len(rows), np.float32)
         # pairs gathered at once: each gathered [step, dim] float32 copy (and its temporaries) stays within
-        # _BLOCK_BYTES; a fixed 2**20 pairs of 512-d features made 2 GB copies, 10.8 GB peak at MSMT17 scale
-        step = max(1, _BLOCK_BYTES // (4 * self.feats.shape[1]))
+        # _FEATURE_BLOCK_BYTES; a fixed 2**20 pairs of 512-d features made 2 GB copies, 10.8 GB peak at MSMT17 scale
+        step = max(1, _FEATURE_BLOCK_BYTES // (4 * self.feats.shape[1]))
         with torch.no_grad():
             for s in range(0, len(rows), step):
                 a = self.feats[torch.from_numpy(rows[s:s + step])]
@@ -174,13 +188,24 @@ def _normalised_blocks(source, block_rows: int) -> Iterator[tuple[int, np.ndarra
 
 
 def _nearest(block: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k smallest entries of each row, ordered as np.argsort orders them (torchreid)."""
+    """Indices of the k smallest entries of each row, ordered as np.argsort orders them (torchreid).
+
+    np.argpartition selects the k+1 smallest of each row (one more than needed: a tie at the boundary decides
+    which item is in), which are then sorted; a row with a tie among them is argsorted in full, as torchreid
+    does, so that equal distances come in np.argsort's order. Without ties the order is unique.
+    """
     n = block.shape[1]
     if k >= n:
         return np.argsort(block, axis=1)[:, :k]
-    probe = min(k + 1, n)  # one more than needed: a tie at the boundary decides which item is in
-    values, index = torch.topk(torch.from_numpy(block), probe, dim=1, largest=False, sorted=True)
-    values, index = values.numpy(), index.numpy()
+    probe = min(k + 1, n)
+    if probe < n:
+        index = np.argpartition(block, probe - 1, axis=1)[:, :probe]
+    else:
+        index = np.broadcast_to(np.arange(n), block.shape).copy()
+    values = np.take_along_axis(block, index, axis=1)
+    order = np.argsort(values, axis=1)
+    index = np.take_along_axis(index, order, axis=1)
+    values = np.take_along_axis(values, order, axis=1)
     tied = np.flatnonzero((values[:, 1:] == values[:, :-1]).any(axis=1))
     out = index[:, :k].copy()
     if len(tied):
@@ -245,7 +270,7 @@ def _re_rank(source, k1: int, k2: int, lambda_value: float, block_rows: int | No
     k_half = min(int(np.around(k1 / 2.0)) + 1, num_all)
     k_qe = min(k2, num_all)
     n_block = positive_int("block_rows", block_rows) if block_rows is not None else \
-        max(1, _BLOCK_BYTES // (4 * num_all))
+        max(1, source.block_bytes // (4 * num_all))
 
     # pass over original_dist: neighbour lists, row maxima, and the query x gallery part (kept in `out`)
     out = np.empty((nq, ng), np.float32)
@@ -308,7 +333,7 @@ def re_ranking(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: in
     similarities s (the vehicle pipeline, spec 3.6). Never feed similarities: larger must mean farther.
     k1, k2, lambda_value: as in the paper (20, 6, 0.3). Result agrees with torchreid to ~1e-7 (module doc).
     Memory: the inputs, the output and O((Q+G) * k1 * k2); block_rows bounds the rows of the (Q+G)-wide
-    normalised matrix held at once (64 MB by default).
+    normalised matrix held at once (16 MB by default). Needs numpy and scipy only (torch is not imported).
     """
     q_g = as_matrix("q_g_dist", q_g_dist)
     nq, ng = q_g.shape
@@ -330,6 +355,10 @@ def re_ranking_from_features(q_feats: Any, g_feats: Any, k1: int = 20, k2: int =
     items) runs in well under 24 GB, most of it the 3.8 GB output. Row maxima are taken along rows, which for
     these symmetric distances are the column maxima torchreid uses.
     """
+    import torch
+
+    from reidkit.metrics.distance import check_metric
+
     check_metric(metric)
     q, g = to_numpy("q_feats", q_feats) if not isinstance(q_feats, torch.Tensor) else q_feats, \
         to_numpy("g_feats", g_feats) if not isinstance(g_feats, torch.Tensor) else g_feats
