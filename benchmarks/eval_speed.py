@@ -198,7 +198,7 @@ def _ivf(options: dict) -> dict:
     Its identities are equidistant (cosine ~0 between any two), so the exact top-10 of every query is 10 of
     its identity's 20 images (R1 1.000, top-10 all the query's identity): no hard negatives, nothing for k-means
     to find but 50,000 equal clusters - unlike the embeddings of a trained re-ID model.
-    features "reid" (default): L2-normalised; identity centres = g x one of 2,000 appearance groups +
+    features "reid" (default): L2-normalised; identity centres = g x one of 2,000 appearance groups (options["ivf_groups"]) +
     sqrt(1 - g^2) x an identity offset (g = options["ivf_group"], 0.98: people share clothing colours, poses,
     cameras, so identities of one group are each other's hard negatives), images = centre + within-identity
     noise of relative scale options["ivf_noise"] (0.6: cosine ~0.73 within an identity, like a trained model's).
@@ -218,7 +218,7 @@ def _ivf(options: dict) -> dict:
         spec = None
     else:
         spec = np.float32(options.get("ivf_noise", 0.6))
-        groups = rng.standard_normal((2000, dim), dtype=np.float32)
+        groups = rng.standard_normal((int(options.get("ivf_groups", 2000)), dim), dtype=np.float32)
         g = float(options.get("ivf_group", 0.98))
         centres = (np.float32(g) * groups[rng.integers(0, len(groups), nid)]
                    + np.float32(np.sqrt(1 - g * g)) * rng.standard_normal((nid, dim), dtype=np.float32))
@@ -384,6 +384,7 @@ def main() -> None:
                         help="synthetic 1M gallery: 'reid' (L2-normalised, appearance groups) or 'isotropic' "
                              "(the first version); see _ivf")
     parser.add_argument("--ivf-noise", type=float, default=0.6, help="within-identity noise of 'reid' features")
+    parser.add_argument("--ivf-groups", type=int, default=2000, help="appearance groups of 'reid' features")
     parser.add_argument("--ivf-group", type=float, default=0.98,
                         help="weight of the appearance group in a 'reid' identity centre (the rest: sqrt(1 - g^2))")
     parser.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one, removed)")
@@ -408,7 +409,7 @@ def main() -> None:
     options = {"ivf_size": args.ivf_size, "nlist": [int(v) for v in args.nlist.split(",")],
                "nprobe": [int(v) for v in args.nprobe.split(",")], "train_size": args.train_size,
                "ivf_features": args.ivf_features, "ivf_noise": args.ivf_noise,
-               "ivf_group": args.ivf_group}
+               "ivf_group": args.ivf_group, "ivf_groups": args.ivf_groups}
     tmp = tempfile.TemporaryDirectory(prefix="reidkit-bench-") if args.workdir is None else None
     root = Path(args.workdir or tmp.name)
     root.mkdir(parents=True, exist_ok=True)
@@ -510,7 +511,7 @@ def main() -> None:
     if "ivf" in sections:
         log(f"ivf: {args.ivf_size:,} x 512 gallery ({args.ivf_features} features), 1,000 queries ...")
         r = run_child(me, "ivf-reidkit", root, options)
-        log(f"ivf features {r['features']} (noise {r['noise']}): cosine within identity {r['cos_same_id']:.3f}, "
+        log(f"ivf features {r['features']} (noise {r['noise']}, groups {args.ivf_groups}, weight {args.ivf_group}): cosine within identity {r['cos_same_id']:.3f}, "
             f"between {r['cos_other_id']:.3f}; exact R1 {r['exact_r1']:.3f}, exact top-10 of the query's "
             f"identity {r['exact_top10_same_id']:.3f}")
         lines.append(f"| {args.ivf_size:,} x 512 gallery ({r['features']}): exact (flat) search | "
