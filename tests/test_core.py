@@ -38,3 +38,11 @@ def test_top_level_api_names_resolve():
         assert getattr(reidkit, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute 'trian'"):
         reidkit.trian
+
+
+def test_metrics_names_resolve_lazily():
+    import reidkit.metrics as metrics
+
+    assert all(getattr(metrics, name) is not None for name in metrics.__all__)
+    with pytest.raises(AttributeError, match="'reidkit.metrics' has no attribute 're_rank'"):
+        metrics.re_rank

@@ -14,8 +14,7 @@ and the pieces underneath::
     reidkit.load_weights(model, "checkpoint.pth")
     cmc, mAP, mINP = reidkit.evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids)
 """
-from importlib import import_module
-from typing import Any
+from reidkit.utils.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -33,11 +32,7 @@ _LAZY = {
     "extract": "reidkit.engine.launch",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'reidkit' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -1,26 +1,24 @@
 """Distances, ranking metrics (CMC / mAP / mINP), k-reciprocal re-ranking and query expansion.
 
 See docs/architecture.md ("Metrics") for the contracts; each module's docstring says which reference
-implementation it reproduces and how closely.
+implementation it reproduces and how closely. Names are imported on first use: `re_ranking` runs on
+numpy/scipy alone and should not pay for torch and scikit-learn, which the other modules import.
 """
-from reidkit.metrics._checks import MetricInputError
-from reidkit.metrics.distance import METRICS, compute_distance_matrix, iter_distance_blocks
-from reidkit.metrics.query_expansion import (alpha_query_expansion, average_query_expansion,
-                                             dbscan_query_expansion)
-from reidkit.metrics.rank import PROTOCOLS, evaluate_rank, evaluate_rank_from_features
-from reidkit.metrics.rerank import re_ranking, re_ranking_from_features
+from reidkit.utils.lazy import lazy_attributes
 
-__all__ = [
-    "METRICS",
-    "PROTOCOLS",
-    "MetricInputError",
-    "alpha_query_expansion",
-    "average_query_expansion",
-    "compute_distance_matrix",
-    "dbscan_query_expansion",
-    "evaluate_rank",
-    "evaluate_rank_from_features",
-    "iter_distance_blocks",
-    "re_ranking",
-    "re_ranking_from_features",
-]
+_SOURCES = {
+    "MetricInputError": "reidkit.metrics._checks",
+    "METRICS": "reidkit.metrics.distance",
+    "compute_distance_matrix": "reidkit.metrics.distance",
+    "iter_distance_blocks": "reidkit.metrics.distance",
+    "alpha_query_expansion": "reidkit.metrics.query_expansion",
+    "average_query_expansion": "reidkit.metrics.query_expansion",
+    "dbscan_query_expansion": "reidkit.metrics.query_expansion",
+    "PROTOCOLS": "reidkit.metrics.rank",
+    "evaluate_rank": "reidkit.metrics.rank",
+    "evaluate_rank_from_features": "reidkit.metrics.rank",
+    "re_ranking": "reidkit.metrics.rerank",
+    "re_ranking_from_features": "reidkit.metrics.rerank",
+}
+__getattr__ = lazy_attributes(__name__, _SOURCES)
+__all__ = sorted(_SOURCES)
