@@ -17,6 +17,7 @@ from typing import Sequence
 
 from reidkit.config import Config, load_config
 from reidkit.engine import launch
+from reidkit.engine.checkpoint import seed_everything
 from reidkit.engine.evaluator import EvalResult, format_table
 
 DEMO_RECIPE = "configs/demo/top_db_net_synthetic.yaml"
@@ -54,6 +55,7 @@ def demo_config(output: str | os.PathLike, cache: str | os.PathLike | None, over
 def evaluate_untrained(cfg: Config) -> EvalResult:
     """The recipe's model as built (pretrained backbone, new heads), evaluated without re-ranking."""
     launch.check_config(cfg)
+    seed_everything(cfg.train.seed)  # the same new heads every time
     ctx = launch.RunContext(launch.DistInfo(), launch.distributed.resolve_device(cfg.train.device))
     dataset = launch.build_dataset_from(cfg)
     model = launch.build_model_from(cfg, dataset.num_train_pids)
