@@ -261,6 +261,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse_with_overrides_anywhere(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """argparse takes one run of positionals: KEY=VALUE overrides written between options land in the extras."""
+    args, extras = parser.parse_known_args(argv)
+    late = [item for item in extras if "=" in item and not item.startswith("-")]
+    unknown = [item for item in extras if item not in late]
+    if unknown or (late and not hasattr(args, "overrides")):
+        parser.error("unrecognized arguments: " + " ".join(unknown or late))
+    if late:
+        args.overrides = [*args.overrides, *late]
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from reidkit.engine.interrupt import TrainingInterrupted
 
@@ -268,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # argparse's REMAINDER does not take a leading option (`postprocess --help`): hand the rest over as it is.
     args = (argparse.Namespace(func=cmd_postprocess, rest=argv[1:]) if argv[:1] == ["postprocess"]
-            else parser.parse_args(argv))
+            else _parse_with_overrides_anywhere(parser, argv))
     try:
         return args.func(args)
     except TrainingInterrupted as stop:

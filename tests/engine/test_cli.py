@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from reidkit.cli import build_parser, main
+from reidkit.cli import _parse_with_overrides_anywhere, build_parser, main
 
 from cli_helpers import write_tiny_config
 
@@ -133,3 +133,12 @@ def test_train_with_loader_workers_exits_when_done(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "run" / "results.json").is_file()
+
+
+def test_overrides_may_stand_between_options(capsys):
+    parsed = _parse_with_overrides_anywhere(
+        build_parser(), ["test", "--weights", "w.pth", "data.name=market1501", "--visdrop", "test.topk=3"])
+    assert parsed.overrides == ["data.name=market1501", "test.topk=3"] and parsed.visdrop
+    with pytest.raises(SystemExit):
+        _parse_with_overrides_anywhere(build_parser(), ["test", "--weights", "w.pth", "--no-such-flag"])
+    assert "unrecognized arguments: --no-such-flag" in capsys.readouterr().err
