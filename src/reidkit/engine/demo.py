@@ -56,7 +56,7 @@ def evaluate_untrained(cfg: Config) -> EvalResult:
     """The recipe's model as built (pretrained backbone, new heads), evaluated without re-ranking."""
     launch.check_config(cfg)
     seed_everything(cfg.train.seed)  # the same new heads every time
-    ctx = launch.RunContext(launch.DistInfo(), launch.distributed.resolve_device(cfg.train.device))
+    ctx = launch.local_context(cfg)
     dataset = launch.build_dataset_from(cfg)
     model = launch.build_model_from(cfg, dataset.num_train_pids)
     model.to(ctx.device)

@@ -77,6 +77,13 @@ def setup(cfg: Config) -> RunContext:
     return RunContext(info, device)
 
 
+def local_context(cfg: Config) -> RunContext:
+    """A single-process run (test, extract, demo baseline): the configured device and CPU threads."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    return RunContext(DistInfo(), distributed.resolve_device(cfg.train.device))
+
+
 def _registry_check(registry: Any, name: str, key: str) -> None:
     try:
         registry.get(name)
@@ -439,9 +446,7 @@ def test(cfg: Config, weights: str | os.PathLike, *, out: Printer = print) -> Te
     cfg.test.rerank); draw the ranked lists asked for (cfg.test.vis*); write results and a report into
     <output.dir>/test."""
     check_config(cfg)
-    ctx = RunContext(DistInfo(), distributed.resolve_device(cfg.train.device))
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    ctx = local_context(cfg)
     dataset = build_dataset_from(cfg)
     cfg = with_data_model_options(cfg, dataset)
     model = _to_device(_load_for_eval(cfg, weights, dataset.num_train_pids), cfg, ctx)
@@ -523,7 +528,7 @@ def extract(cfg: Config, weights: str | os.PathLike | Sequence[str | os.PathLike
     from reidkit.data import build_test_loader
 
     files = list_images(images)
-    ctx = RunContext(DistInfo(), distributed.resolve_device(cfg.train.device))
+    ctx = local_context(cfg)
     models = [_to_device(_load_for_eval(c, w, 1), c, ctx) for c, w in zip(model_configs, weights)]
     loader = build_test_loader([(str(p), -1, -1) for p in files], height=cfg.data.height, width=cfg.data.width,
                                batch_size=cfg.test.batch_size, workers=cfg.data.workers, recipe=cfg.data.recipe)
@@ -556,9 +561,7 @@ def _extract_dataset(cfg: Config, weights: Sequence[str | os.PathLike], model_co
     if output.suffix not in SUFFIXES:
         raise ConfigError(f"--output {output}: a query/gallery feature file ends in {' or '.join(SUFFIXES)}")
     check_config(cfg)
-    ctx = RunContext(DistInfo(), distributed.resolve_device(cfg.train.device))
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    ctx = local_context(cfg)
     dataset = build_dataset_from(cfg)
     models = [_to_device(_load_for_eval(c, w, dataset.num_train_pids), c, ctx) for c, w in zip(model_configs, weights)]
     query_loader, gallery_loader = test_loaders(cfg, dataset)
