@@ -21,7 +21,6 @@ from pathlib import Path
 
 from reidkit.config import load_config
 from reidkit.engine import launch
-from reidkit.engine.demo import fresh_run_dir
 from reidkit.utils.io import atomic_write_json
 
 RECIPES = {"top_db_net": "configs/top_db_net/market1501.yaml",
@@ -36,10 +35,11 @@ def budget_overrides(args: argparse.Namespace, model: str) -> list[str]:
         f"data.root={args.root}", f"data.height={args.height}", f"data.width={args.width}",
         f"data.workers={args.workers}", f"model.backbone={args.backbone}", f"model.pretrained={args.pretrained}",
         f"train.epochs={args.epochs}", "train.batch_size=64", f"train.threads={args.threads}", "train.device=cpu",
+        f"train.channels_last={str(args.channels_last).lower()}",
         "optim.name=adam", f"optim.lr={args.lr}", "schedule.name=multistep", f"schedule.milestones=[{decay}]",
         "schedule.warmup_epochs=2", "schedule.warmup_factor=0.1", "test.eval_period=0", "test.rerank=true",
         "test.batch_size=256", "checkpoint.period=0", f"output.progress={str(args.progress).lower()}",
-        f"output.dir={fresh_run_dir(Path(args.output) / model)}",
+        f"output.dir={launch.fresh_run_dir(Path(args.output) / model)}",
     ]
 
 
@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--pretrained", default="deepsort", help="deepsort, a torchvision-format file, or null")
     parser.add_argument("--lr", type=float, default=3.5e-4)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
+    parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                        help="channels_last memory format (MobileNetV2 at 128x64 trains ~25%% faster with it here)")
     parser.add_argument("--workers", type=int, default=1, help="data-loading processes")
     parser.add_argument("--output", default="runs/market_mini")
     parser.add_argument("--progress", action="store_true", help="tqdm progress bars")

@@ -36,19 +36,9 @@ def default_cache() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "reidkit").expanduser()
 
 
-def fresh_run_dir(base: str | os.PathLike) -> Path:
-    """`base` if it holds no checkpoint yet, else the first of base_2, base_3, ... that holds none."""
-    base = Path(base)
-    candidate, n = base, 1
-    while any((candidate / "checkpoints").glob("*.pth")):
-        n += 1
-        candidate = base.with_name(f"{base.name}_{n}")
-    return candidate
-
-
 def demo_config(output: str | os.PathLike, cache: str | os.PathLike | None, overrides: Sequence[str]) -> Config:
     cache_dir = Path(cache).expanduser() if cache else default_cache()
-    defaults = [f"data.root={cache_dir / 'synthetic_people'}", f"output.dir={fresh_run_dir(output)}"]
+    defaults = [f"data.root={cache_dir / 'synthetic_people'}", f"output.dir={launch.fresh_run_dir(output)}"]
     return load_config(DEMO_RECIPE, [*defaults, *overrides])
 
 

@@ -254,8 +254,22 @@ def resolve_resume(path: str | os.PathLike) -> Path:
     return path
 
 
+def _run_checkpoints(run_dir: Path) -> list[Path]:
+    return sorted((run_dir / "checkpoints").glob("*.pth")) if (run_dir / "checkpoints").is_dir() else []
+
+
+def fresh_run_dir(base: str | os.PathLike) -> Path:
+    """`base` if it holds no checkpoint yet, else the first of base_2, base_3, ... that holds none."""
+    base = Path(base)
+    candidate, n = base, 1
+    while _run_checkpoints(candidate):
+        n += 1
+        candidate = base.with_name(f"{base.name}_{n}")
+    return candidate
+
+
 def _guard_run_dir(run_dir: Path) -> None:
-    existing = sorted((run_dir / "checkpoints").glob("*.pth")) if (run_dir / "checkpoints").is_dir() else []
+    existing = _run_checkpoints(run_dir)
     if existing:
         raise ConfigError(
             f"output.dir {run_dir} already holds checkpoints ({existing[-1].name}, ...) of an earlier run: pass "
