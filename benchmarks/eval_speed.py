@@ -97,8 +97,10 @@ def child(task: str, work: Path, options: dict) -> dict:
         if task.endswith("reidkit"):
             from reidkit.metrics import evaluate_rank
 
-            # a RandomState seeded as fastreid's global one makes fastreid's single-gallery-shot draws
+            # a RandomState seeded as fastreid's global one makes fastreid's single-gallery-shot draws;
+            # ties="argsort" orders equal distances as fastreid does (reidkit's default ranks matches last)
             kwargs = dict(protocol="cuhk03", seed=np.random.RandomState(CUHK03_SEED)) if cuhk03 else {}
+            kwargs["ties"] = "argsort"
             call = lambda: evaluate_rank(dist, *labels, max_rank=50, **kwargs)  # noqa: E731
         else:
             sys.path.insert(0, str(_peer_file("fastreid", "evaluation", "rank_cylib")))

@@ -76,3 +76,94 @@ def test_model_option_typo_is_caught_before_any_work():
     cfg = load_config("configs/top_db_net/market1501.yaml", ["model.options={top_drop_epoc: 3}"])
     with pytest.raises(ConfigError, match="did you mean 'model.options.top_drop_epoch'"):
         check_config(cfg)
+
+
+def _numeric(tp) -> bool:
+    import typing
+
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return tp in (int, float) or any(_numeric(a) for a in args)
+
+
+def test_every_number_has_its_bounds_beside_it_and_its_default_is_within_them():
+    import dataclasses
+    import typing
+
+    from reidkit.config import SECTIONS
+
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            check = f.metadata["check"]
+            if _numeric(hints[f.name]):
+                assert check is not None, f"{section}.{f.name} has no bounds"
+            default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+            if check is not None and default is not None:
+                assert check(default) is None, f"{section}.{f.name}: default {default!r} outside its bounds"
+
+
+@pytest.mark.parametrize("override, accepted", [
+    ("schedule.gamma=1", True), ("schedule.gamma=0", False), ("schedule.gamma=-0.5", False),
+    ("schedule.gamma=.inf", False), ("optim.lr=1e-8", True), ("optim.lr=0", False), ("optim.lr=.nan", False),
+    ("optim.weight_decay=0", True), ("optim.weight_decay=-1e-4", False), ("loss.margin=0", True),
+    ("loss.margin=-0.1", False), ("loss.label_smooth=1", False), ("test.lambda_value=0", True),
+    ("test.lambda_value=1", True), ("test.lambda_value=1.01", False), ("test.k1=1", True), ("test.k2=0", False),
+    ("test.maskthr=1", True), ("test.maskthr=-0.1", False), ("test.topk=0", False), ("test.vis_queries=null", True),
+    ("test.vis_queries=-1", False), ("train.seed=0", True), ("train.seed=-1", False), ("data.width=8", False),
+    ("optim.momentum=1.5", False), ("optim.betas=[0.9]", False), ("schedule.milestones=[-1]", False),
+    ("loss.weights={a/b: 0.5}", True), ("loss.weights={a/b: .nan}", False), ("output.dir=''", False),
+])
+def test_bounds_accept_and_refuse(override, accepted):
+    if accepted:
+        load_config(None, [override])
+    else:
+        with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.") + "="):
+            load_config(None, [override])
+
+
+def test_bounds_hold_for_files_and_stored_configs(tmp_path):
+    from reidkit.config import config_from_dict
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("schedule:\n  gamma: -0.1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: schedule.gamma=-0.1: expected a value in \(0, 1\]"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="stored: optim.lr=nan"):
+        config_from_dict({"optim": {"lr": float("nan")}}, source="stored")
+
+
+@pytest.mark.parametrize("override, key, value", [
+    ("output.dir=2026-12-01", ("output", "dir"), "2026-12-01"), ("data.root=runs/exp #3", ("data", "root"),
+                                                                  "runs/exp #3"),
+    ("data.root=0x10", ("data", "root"), "0x10"), ("output.dir=no", ("output", "dir"), "no"),
+    ("model.weights=", ("model", "weights"), ""), ("model.pretrained=null", ("model", "pretrained"), None),
+    ("model.pretrained=deepsort", ("model", "pretrained"), "deepsort"), ("train.device=cuda:1", ("train", "device"),
+                                                                         "cuda:1"),
+])
+def test_string_keys_take_override_text_as_written(override, key, value):
+    cfg = load_config(None, [override])
+    assert getattr(getattr(cfg, key[0]), key[1]) == value
+
+
+def test_string_keys_in_a_file_keep_their_text(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("output:\n  dir: 2026-12-01\ndata:\n  root: 0x10\n  height: 0x40\nmodel:\n  weights: no\n"
+                    "  pretrained: null\n")
+    cfg = load_config(path)
+    assert (cfg.output.dir, cfg.data.root, cfg.model.weights, cfg.model.pretrained) == ("2026-12-01", "0x10", "no",
+                                                                                        None)
+    assert cfg.data.height == 64  # numbers are still read as YAML numbers
+    save_config(cfg, tmp_path / "saved.yaml")
+    assert load_config(tmp_path / "saved.yaml").to_dict() == cfg.to_dict()
+
+
+def test_data_option_typo_is_caught_before_any_work():
+    cfg = load_config("configs/top_db_net/market1501.yaml", ["data.options={verify_image: true}"])
+    with pytest.raises(ConfigError, match="did you mean 'data.options.verify_images'"):
+        check_config(cfg)
+    check_config(load_config(None, ["data.name=synthetic", "data.options={num_ids: 4, skip_bad_images: true}"]))
+
+
+def test_quotes_around_a_string_value_are_removed():
+    cfg = load_config(None, ["output.dir='2026-12-01'", 'data.root="a b"', "model.weights=''"])
+    assert (cfg.output.dir, cfg.data.root, cfg.model.weights) == ("2026-12-01", "a b", "")

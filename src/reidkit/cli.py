@@ -1,4 +1,4 @@
-"""`reidkit` command line: train, test, extract, demo, config, postprocess.
+"""`reidkit` command line: train, test, extract, demo, config, postprocess, data.
 
 Every command takes `section.key=value` overrides after its options (see `reidkit config --show-defaults`).
 Bad input (a config key, a dataset folder, a checkpoint) prints one line `reidkit: error: ...` and exits with
@@ -8,6 +8,8 @@ Heavy modules (torch) are imported only when a command runs, so `--help` is inst
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -29,15 +31,23 @@ def _add_config_arguments(parser: argparse.ArgumentParser, *, config_required: b
     parser.add_argument("--root", metavar="DIR", help="dataset root folder (sets data.root)")
     parser.add_argument("--output", metavar="DIR", help="run folder (sets output.dir)")
     parser.add_argument("--device", metavar="DEV", help="auto, cpu, cuda or cuda:N (sets train.device)")
+    parser.add_argument("--split", choices=["auto"], help="custom data: split a folder of identities into train, "
+                        "query and gallery, seeded, stored beside it (sets data.options.split)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides, e.g. optim.lr=3.5e-4 train.epochs=120 (reidkit config "
                              "--show-defaults lists every key)")
 
 
 def _overrides(args: argparse.Namespace) -> list[str]:
-    """--root/--output/--device as overrides, before the explicit ones (which win)."""
-    flags = [("data.root", args.root), ("output.dir", args.output), ("train.device", args.device)]
+    """--root/--output/--device/--split as overrides, before the explicit ones (which win)."""
+    flags = [("data.root", args.root), ("output.dir", args.output), ("train.device", args.device),
+             ("data.options.split", getattr(args, "split", None))]
     return [f"{key}={value}" for key, value in flags if value] + list(args.overrides)
+
+
+def _output_given(args: argparse.Namespace) -> bool:
+    """Whether the command line names the output folder (--output or an output.dir override)."""
+    return bool(args.output) or any(item.startswith("output.dir=") for item in args.overrides)
 
 
 def _load(args: argparse.Namespace, extra: Sequence[str] = ()):
@@ -46,18 +56,24 @@ def _load(args: argparse.Namespace, extra: Sequence[str] = ()):
     return load_config(args.config, [*_overrides(args), *extra])
 
 
-def _stored_config(checkpoint: str, overrides: Sequence[str]):
-    """The config saved in a reidkit checkpoint, with overrides."""
+def _add_trust_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-checkpoint", action="store_true",
+                        help="fully unpickle checkpoints that hold Python objects beyond tensors (this can run "
+                             "code from the file; by default such files are refused)")
+
+
+def _stored_config(checkpoint: str, overrides: Sequence[str], *, trust: bool):
+    """(the config saved in a reidkit checkpoint, with overrides; the checkpoint's content, read once)."""
     from reidkit.config import apply_overrides
     from reidkit.engine.launch import config_for_resume
     from reidkit.models.weights import torch_load
 
-    obj = torch_load(checkpoint)
+    obj = torch_load(checkpoint, trust_checkpoint=trust)
     if not isinstance(obj, dict) or obj.get("format") != "reidkit":
         from reidkit.errors import ConfigError
 
         raise ConfigError(f"{checkpoint} is not a reidkit checkpoint and holds no config: pass --config")
-    return apply_overrides(config_for_resume(obj, Path(checkpoint)), overrides)
+    return apply_overrides(config_for_resume(obj, Path(checkpoint)), overrides), obj
 
 
 # ----------------------------------------------------------------------------------------------- commands
@@ -73,8 +89,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if resume is None:
         if not args.config:
             raise ReidkitError("train needs --config (a YAML file or a recipe such as " + RECIPE_EXAMPLE + ")")
-        launch.train(_load(args))
+        launch.train(_load(args), trust_checkpoint=args.trust_checkpoint)
         return 0
+    loaded = None
     if args.config:
         cfg = _load(args)
         path = resume or cfg.output.dir
@@ -82,8 +99,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not resume:
             raise ReidkitError("--resume without a path needs --config (its output.dir is the run to continue)")
         path = resume
-        cfg = _stored_config(str(launch.resolve_resume(path)), _overrides(args))
-    launch.train(cfg, resume=path)
+        cfg, loaded = _stored_config(str(launch.resolve_resume(path)), _overrides(args), trust=args.trust_checkpoint)
+    # The run continues in its own folder (a copy in the copy); a folder named on the command line is a new one.
+    into = cfg.output.dir if _output_given(args) else None
+    launch.train(cfg, resume=path, into=into, trust_checkpoint=args.trust_checkpoint, loaded=loaded)
     return 0
 
 
@@ -96,8 +115,14 @@ def cmd_test(args: argparse.Namespace) -> int:
                        ("vis_queries", args.vis_queries)):
         if value is not None:
             extra.append(f"test.{key}={str(value).lower() if isinstance(value, bool) else value}")
-    cfg = _load(args, extra) if args.config else _stored_config(args.weights, [*_overrides(args), *extra])
-    launch.test(cfg, args.weights)
+    loaded = None
+    if args.config:
+        cfg = _load(args, extra)
+    else:
+        cfg, loaded = _stored_config(args.weights, [*_overrides(args), *extra], trust=args.trust_checkpoint)
+        if not _output_given(args):  # the weights' own run folder, not the one recorded inside them
+            cfg = launch.with_output_dir(cfg, launch.run_folder_of(args.weights))
+    launch.test(cfg, args.weights, trust_checkpoint=args.trust_checkpoint, loaded=loaded)
     return 0
 
 
@@ -111,17 +136,19 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if args.config:
         from reidkit.config import load_config
 
-        configs = [load_config(args.config, overrides)] * len(args.weights)
+        configs, loaded = [load_config(args.config, overrides)] * len(args.weights), None
     else:
-        configs = [_stored_config(w, overrides) for w in args.weights]
-    launch.extract(configs[0], args.weights, args.images, args.output, scales=args.scales, model_configs=configs)
+        configs, loaded = map(list, zip(*(_stored_config(w, overrides, trust=args.trust_checkpoint)
+                                          for w in args.weights)))
+    launch.extract(configs[0], args.weights, args.images, args.output, scales=args.scales, model_configs=configs,
+                   trust_checkpoint=args.trust_checkpoint, loaded=loaded)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from reidkit.engine.demo import run_demo
 
-    run_demo(output=args.output, cache=args.cache, overrides=args.overrides)
+    run_demo(output=args.output, cache=args.cache, overrides=args.overrides, trust_checkpoint=args.trust_checkpoint)
     return 0
 
 
@@ -143,6 +170,16 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
     return postprocess_main(args.rest)
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    from reidkit.data.cli import main as data_main
+
+    return data_main(args.rest)
+
+
+# Commands that parse their own arguments (the rest of the command line is handed over as it is).
+HANDED_OVER: dict[str, Callable[[argparse.Namespace], int]] = {"postprocess": cmd_postprocess, "data": cmd_data}
+
+
 # ------------------------------------------------------------------------------------------------- parser
 
 TRAIN_EPILOG = f"""examples:
@@ -152,16 +189,22 @@ TRAIN_EPILOG = f"""examples:
   torchrun --nproc_per_node 2 -m reidkit train --config ...   # DistributedDataParallel, one process per device
 
 The run folder (output.dir) receives config.yaml, checkpoints/ (last.pth after every epoch, epoch_NNN.pth every
-checkpoint.period epochs), metrics.jsonl, tensorboard/, results.json and report.html. Ctrl-C or SIGTERM finishes
-the current step and saves checkpoints/last.pth; `--resume` continues from it. `reidkit config --list` lists the
-recipes, `reidkit config --show-defaults` every key."""
+checkpoint.period epochs), metrics.jsonl, tensorboard/, results.json and report.html. A new run refuses a folder
+that holds any of these. Ctrl-C or SIGTERM finishes the current step and saves checkpoints/last.pth; `--resume RUN`
+continues from it, in RUN (a copied run in the copy; --output NEW continues in a new folder instead). Changed
+optim.*/schedule.* settings apply from the resume on and are named. Resuming a finished run (all epochs trained
+and evaluated) changes nothing and exits with 0; one whose final evaluation failed redoes just that evaluation.
+`reidkit config --list` lists the recipes, `reidkit config --show-defaults` every key."""
 
 TEST_EPILOG = f"""examples:
   reidkit test --config {RECIPE_EXAMPLE} --root DATA --weights model.pth.tar-400
   reidkit test --weights runs/demo/checkpoints/last.pth --visrankactiv --vis-queries 20
 
 --weights takes reidkit checkpoints, the reference implementation's checkpoints and bare state dicts. Results go
-to <output.dir>/test (results.json, report.html, visualizations/<mode>_<dataset>/<query>.jpg)."""
+to <output.dir>/test (results.json, report.html, visualizations/<mode>_<dataset>/<query>.jpg); without --config
+and --output, output.dir is the run folder of --weights (RUN for RUN/checkpoints/x.pth, else the file's folder).
+A second test replaces the visualizations of the first (files reidkit did not write there are kept, in
+visualizations.kept-N); an output folder inside the dataset or holding the weights is refused."""
 
 EXTRACT_EPILOG = """examples:
   reidkit extract --weights runs/demo/checkpoints/last.pth --images crops/ --output crops.npz
@@ -207,11 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_arguments(train, config_required=False)
     train.add_argument("--resume", nargs="?", const="", metavar="RUN|CKPT",
                        help="continue a run: a checkpoint, a run folder, or (without a value) output.dir of --config")
+    _add_trust_argument(train)
 
     test = command("test", cmd_test, "Evaluate weights on a dataset's query/gallery split (mAP, Rank-k, mINP).",
                    TEST_EPILOG)
     test.add_argument("--weights", required=True, metavar="CKPT", help="checkpoint to evaluate")
     _add_config_arguments(test, config_required=False)
+    _add_trust_argument(test)
     test.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
                       help="also report k-reciprocal re-ranking (default: test.rerank, true)")
     vis = test.add_argument_group("visualisation (spec section 9)")
@@ -241,12 +286,14 @@ def build_parser() -> argparse.ArgumentParser:
     extract.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                          help="add the horizontally flipped views (default: test.flip)")
     extract.add_argument("--device", metavar="DEV", help="auto, cpu, cuda or cuda:N")
+    _add_trust_argument(extract)
     extract.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
 
     demo = command("demo", cmd_demo, "Train and evaluate a small Top-DB-Net on synthetic data (about 5 min on "
                    "2 CPU cores).", DEMO_EPILOG)
     demo.add_argument("--output", default="runs/demo", metavar="DIR", help="run folder (default runs/demo)")
     demo.add_argument("--cache", metavar="DIR", help="where the synthetic dataset is generated once")
+    _add_trust_argument(demo)
     demo.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                       help="overrides of the demo config, e.g. train.epochs=5")
 
@@ -258,6 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     post = command("postprocess", cmd_postprocess, "AICity vehicle re-ID post-processing of feature files "
                    "(reidkit postprocess --help).", add_help=False)
     post.add_argument("rest", nargs=argparse.REMAINDER)
+
+    data = command("data", cmd_data, "Prepare and check datasets: from-mot (tracking ground truth to re-ID crops), "
+                   "check (statistics and problems; reidkit data --help).", add_help=False)
+    data.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -279,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     # argparse's REMAINDER does not take a leading option (`postprocess --help`): hand the rest over as it is.
-    args = (argparse.Namespace(func=cmd_postprocess, rest=argv[1:]) if argv[:1] == ["postprocess"]
+    args = (argparse.Namespace(func=HANDED_OVER[argv[0]], rest=argv[1:]) if argv[:1] and argv[0] in HANDED_OVER
             else _parse_with_overrides_anywhere(parser, argv))
     try:
         return args.func(args)
@@ -288,11 +339,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"reidkit: {stop}.{hint}", file=sys.stderr)
         return 128 + stop.signum
     except ReidkitError as error:
-        print(f"reidkit: error: {error}", file=sys.stderr)
-        return 2
+        return _one_line_error(str(error))
+    except OSError as error:  # the file system's answer (read-only, full, a file where a folder goes, ...)
+        return _one_line_error(os_error_message(error))
     except KeyboardInterrupt:
         print("reidkit: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if not _is_image_bomb(error):
+            raise  # a bug: its traceback is what a report needs
+        return _one_line_error(f"an image is too large to decode safely ({error})")
+
+
+def _one_line_error(message: str) -> int:
+    print(f"reidkit: error: {message}", file=sys.stderr)
+    return 2
+
+
+def os_error_message(error: OSError) -> str:
+    """'<path>: <reason>' (both paths of a rename), with what to do for the usual causes."""
+    where = " -> ".join(os.fspath(f) for f in (error.filename, error.filename2) if f is not None)
+    reason = error.strerror or str(error)
+    hint = {errno.ENOSPC: "; free some space or choose another folder",
+            errno.EROFS: "; choose a writable folder", errno.EACCES: "; check the permissions or choose another "
+            "folder", errno.ENOTDIR: "; a file stands where a folder is expected",
+            errno.EEXIST: "; a file stands where a folder is expected"}.get(error.errno, "")
+    return f"{where}: {reason}{hint}" if where else f"{reason}{hint}"
+
+
+def _is_image_bomb(error: Exception) -> bool:
+    image = sys.modules.get("PIL.Image")  # only a loaded Pillow can have raised it
+    return image is not None and isinstance(error, image.DecompressionBombError)
 
 
 if __name__ == "__main__":

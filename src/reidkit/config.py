@@ -15,12 +15,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -30,30 +31,119 @@ from reidkit.utils.io import atomic_write_text
 PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
-def opt(default: Any, doc: str) -> Any:
-    """A config field: its default and the one-line doc shown by `reidkit config --show-defaults`."""
+# A check takes a value of its field's type (never None) and returns what was expected when the value is
+# outside its bounds, or None when it is fine. Each field carries its own (`opt(..., check=...)`).
+Check = Callable[[Any], Optional[str]]
+
+
+def in_range(low: float | None = None, high: float | None = None, *, low_open: bool = False,
+             high_open: bool = False) -> Check:
+    """Numbers between `low` and `high` (closed ends unless `*_open`); None leaves that side unbounded."""
+    if low is not None and high is not None:
+        what = f"a value in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+    elif low is not None:
+        what = f"a value {'>' if low_open else '>='} {low}"
+    else:
+        what = f"a value {'<' if high_open else '<='} {high}"
+
+    def check(value: Any) -> str | None:
+        too_low = low is not None and (value <= low if low_open else value < low)
+        too_high = high is not None and (value >= high if high_open else value > high)
+        return what if too_low or too_high else None
+
+    return check
+
+
+POSITIVE = in_range(0, low_open=True)
+NON_NEGATIVE = in_range(0)
+FRACTION = in_range(0, 1)
+
+
+def each(check: Check, count: int | None = None) -> Check:
+    """A list whose items each pass `check` (and, with `count`, exactly that many items)."""
+
+    def check_items(values: Any) -> str | None:
+        if count is not None and len(values) != count:
+            return f"{count} items"
+        problems = [check(v) for v in values]
+        return next((f"each item to be {p}" for p in problems if p), None)
+
+    return check_items
+
+
+def each_value(check: Check) -> Check:
+    """A mapping whose values are numbers that each pass `check`."""
+
+    def check_values(mapping: Any) -> str | None:
+        for key, value in mapping.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return f"a finite number for {key!r}"
+            if check(value):
+                return f"{check(value)} for {key!r}"
+        return None
+
+    return check_values
+
+
+def non_empty(value: Any) -> str | None:
+    return "a non-empty string" if not value else None
+
+
+DATASET_ENTRY_KEYS = ("name", "root", "options", "label")
+
+
+def dataset_entries(values: Any) -> str | None:
+    """A list of datasets (data.sources, test.targets): names, or mappings {name, root, options, label}."""
+    for value in values:
+        if isinstance(value, str):
+            if not value:
+                return "dataset names, not empty strings"
+            continue
+        if set(value) - set(DATASET_ENTRY_KEYS) or not isinstance(value.get("name"), str) or not value["name"]:
+            return "each item a dataset name or a mapping with name and optionally root, options, label"
+        if not isinstance(value.get("options") or {}, Mapping):
+            return f"the options of {value['name']!r} to be a mapping"
+    return None
+
+
+def opt(default: Any, doc: str, check: Check | None = None) -> Any:
+    """A config field: its default, the one-line doc shown by `reidkit config --show-defaults`, and the bounds
+    its values must lie in (checked on every assignment from a file, an override or a stored config)."""
+    metadata = {"doc": doc, "check": check}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+# The backbones downsample by 16 to 32: a smaller side leaves no feature map.
+MIN_IMAGE_SIDE = 16
+# numpy seeds must be < 2**32, and each process seeds with train.seed + its rank.
+MAX_SEED = 2**31 - 1
 
 
 @dataclass
 class DataConfig:
     name: str = opt("market1501", "dataset name (reidkit.data.DATASETS), e.g. market1501, dukemtmcreid, cuhk03")
-    root: str = opt("data", "folder holding the dataset (`--root` on the command line)")
+    root: str = opt("data", "folder holding the dataset (`--root` on the command line)", non_empty)
     options: dict = opt({}, "dataset-specific options passed to build_dataset, e.g. {labeled: true} for cuhk03")
-    height: int = opt(384, "input image height in pixels")
-    width: int = opt(128, "input image width in pixels")
+    height: int = opt(384, "input image height in pixels", in_range(MIN_IMAGE_SIDE))
+    width: int = opt(128, "input image width in pixels", in_range(MIN_IMAGE_SIDE))
     recipe: str = opt("top_db_net", "training augmentation recipe passed to build_train_loader (top_db_net, bdb, ...)")
-    num_instances: int = opt(4, "images per identity in a training batch (K of P x K)")
-    workers: int = opt(2, "data-loading worker processes per training process (0: load in the main process)")
+    num_instances: int = opt(4, "images per identity in a training batch (K of P x K)", in_range(1))
+    workers: int = opt(2, "data-loading worker processes per training process (0: load in the main process)",
+                        NON_NEGATIVE)
     sampler: Literal["identity", "balanced"] = opt(
         "identity", "training sampler: identity (P x K identities per batch) or balanced (images drawn with "
         "weight N / count(identity), the AICity vehicle recipe's option)"
     )
-    seq_len: int = opt(4, "video datasets: frames per training clip and per test chunk (T)")
-    max_chunks: Optional[int] = opt(None, "video datasets: test chunks per tracklet, evenly spaced (null: all)")
+    seq_len: int = opt(4, "video datasets: frames per training clip and per test chunk (T)", in_range(1))
+    max_chunks: Optional[int] = opt(None, "video datasets: test chunks per tracklet, evenly spaced (null: all)",
+                                    in_range(1))
     per_frame: bool = opt(False, "video datasets: draw the augmentation for every frame (false: once per clip)")
+    sources: list[Union[str, dict]] = opt(
+        [], "joint training: datasets trained on together instead of data.name, each a name (read from data.root) "
+        "or {name, root, options, label}; identities and cameras are offset so they never collide", dataset_entries
+    )
 
 
 @dataclass
@@ -69,31 +159,34 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    margin: float = opt(0.3, "triplet margin (hard-margin triplet)")
+    margin: float = opt(0.3, "triplet margin (hard-margin triplet)", NON_NEGATIVE)
     soft_margin: Optional[bool] = opt(None, "soft-margin triplet softplus(d_ap - d_an); null: the model's default")
     metric: Literal["euclidean", "cosine"] = opt("euclidean", "triplet distance")
-    label_smooth: float = opt(0.1, "cross-entropy label-smoothing epsilon (0: plain cross-entropy)")
-    weights: dict = opt({}, "weight per 'stream/loss' term, e.g. {drop/triplet: 1.0}; unlisted terms weigh 1")
+    label_smooth: float = opt(0.1, "cross-entropy label-smoothing epsilon (0: plain cross-entropy)",
+                              in_range(0, 1, high_open=True))
+    weights: dict = opt({}, "weight per 'stream/loss' term, e.g. {drop/triplet: 1.0}; unlisted terms weigh 1",
+                         each_value(NON_NEGATIVE))
     include_self: bool = opt(
         False, "AITL (models with attribute heads): count the anchor among its own candidates, as the reference "
         "implementation does (false: the paper)"
     )
     warmup_epochs: int = opt(
         0, "scale the loss (not the LR) by w rising linearly per iteration from 0.1 to 1 over these epochs "
-        "(AICity vehicle recipe; 0: off)"
+        "(AICity vehicle recipe; 0: off)", NON_NEGATIVE
     )
 
 
 @dataclass
 class OptimConfig:
     name: Literal["adam", "adamw", "sgd"] = opt("adam", "optimizer")
-    lr: float = opt(5e-4, "peak learning rate; the schedule multiplies it by a factor per epoch")
-    weight_decay: float = opt(5e-4, "weight decay (coupled L2 for adam and sgd, decoupled for adamw)")
-    betas: list[float] = opt([0.9, 0.999], "adam/adamw betas")
-    momentum: float = opt(0.9, "sgd momentum")
+    lr: float = opt(5e-4, "peak learning rate; the schedule multiplies it by a factor per epoch", POSITIVE)
+    weight_decay: float = opt(5e-4, "weight decay (coupled L2 for adam and sgd, decoupled for adamw)", NON_NEGATIVE)
+    betas: list[float] = opt([0.9, 0.999], "adam/adamw betas", each(in_range(0, 1, high_open=True), count=2))
+    momentum: float = opt(0.9, "sgd momentum", FRACTION)
     nesterov: bool = opt(False, "sgd Nesterov momentum")
     backbone_lr_factor: float = opt(
-        1.0, "LR of the model's backbone parameters as a factor of the LR of the new layers (AICity recipe: 0.1)"
+        1.0, "LR of the model's backbone parameters as a factor of the LR of the new layers (AICity recipe: 0.1)",
+        NON_NEGATIVE,
     )
 
 
@@ -105,61 +198,72 @@ class ScheduleConfig:
         "multistep (+ linear warm-up), cosine (+ linear warm-up), constant",
     )
     milestones: list[int] = opt(
-        [50, 200, 300], "warmup_db/bdb: [end of the 10-step warm-up, first decay, second decay]; multistep: decays"
+        [50, 200, 300], "warmup_db/bdb: [end of the 10-step warm-up, first decay, second decay]; multistep: decays",
+        each(NON_NEGATIVE),
     )
-    gamma: float = opt(0.1, "factor applied at each decay milestone")
-    warmup_epochs: int = opt(0, "multistep/cosine: epochs of linear warm-up")
-    warmup_factor: float = opt(0.01, "multistep/cosine: LR factor of the first warm-up epoch")
-    min_lr_factor: float = opt(0.0, "cosine: final LR as a factor of the peak LR")
+    gamma: float = opt(0.1, "factor applied at each decay milestone", in_range(0, 1, low_open=True))
+    warmup_epochs: int = opt(0, "multistep/cosine: epochs of linear warm-up", NON_NEGATIVE)
+    warmup_factor: float = opt(0.01, "multistep/cosine: LR factor of the first warm-up epoch",
+                               in_range(0, 1, low_open=True))
+    min_lr_factor: float = opt(0.0, "cosine: final LR as a factor of the peak LR", FRACTION)
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = opt(400, "training epochs")
-    batch_size: int = opt(64, "images per optimizer step over all processes (P x K, split across processes)")
-    seed: int = opt(1, "random seed (python, numpy, torch, sampler)")
+    epochs: int = opt(400, "training epochs", in_range(1))
+    batch_size: int = opt(64, "images per optimizer step over all processes (P x K, split across processes)",
+                           in_range(1))
+    seed: int = opt(1, "random seed (python, numpy, torch, sampler)", in_range(0, MAX_SEED))
     device: str = opt("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N")
     amp: Literal["none", "bf16", "fp16"] = opt(
         "none", "mixed precision: bf16 autocast (CPU or CUDA), fp16 autocast with a grad scaler (CUDA only)"
     )
     channels_last: bool = opt(False, "channels_last memory format for the model and its inputs")
-    accumulate_steps: int = opt(1, "batches whose gradients are summed before each optimizer step")
-    fixbase_epochs: int = opt(0, "first epochs training only the new layers (the backbone frozen)")
-    grad_clip: float = opt(0.0, "clip the gradient norm to this value (0: no clipping)")
-    threads: int = opt(0, "torch CPU threads per process (0: torch's default, 1 per core)")
-    log_period: int = opt(10, "iterations between progress-bar refreshes")
+    accumulate_steps: int = opt(1, "batches whose gradients are summed before each optimizer step", in_range(1))
+    fixbase_epochs: int = opt(0, "first epochs training only the new layers (the backbone frozen)", NON_NEGATIVE)
+    grad_clip: float = opt(0.0, "clip the gradient norm to this value (0: no clipping)", NON_NEGATIVE)
+    threads: int = opt(0, "torch CPU threads per process (0: torch's default, 1 per core)", NON_NEGATIVE)
+    log_period: int = opt(10, "iterations between progress-bar refreshes", in_range(1))
 
 
 @dataclass
 class TestConfig:
-    batch_size: int = opt(128, "images per batch when extracting features")
-    eval_period: int = opt(30, "evaluate every N epochs during training and after the last (0: only after the last)")
+    batch_size: int = opt(128, "images per batch when extracting features", in_range(1))
+    eval_period: int = opt(30, "evaluate every N epochs during training and after the last (0: only after the last)",
+                            NON_NEGATIVE)
     rerank: bool = opt(True, "also report the metrics after k-reciprocal re-ranking")
     metric: Literal["sqeuclidean", "euclidean", "cosine"] = opt("sqeuclidean", "query-gallery distance")
     normalize: bool = opt(False, "L2-normalise the features before the distance")
     flip: bool = opt(False, "average the features of each image and its horizontal flip")
-    max_rank: int = opt(50, "length of the CMC curve")
-    k1: int = opt(20, "re-ranking k1")
-    k2: int = opt(6, "re-ranking k2")
-    lambda_value: float = opt(0.3, "re-ranking weight of the original distance")
+    max_rank: int = opt(50, "length of the CMC curve", in_range(1))
+    k1: int = opt(20, "re-ranking k1: k-reciprocal neighbours (below the gallery size)", in_range(1))
+    k2: int = opt(6, "re-ranking k2: neighbours averaged in the local query expansion (at most k1 + 1)", in_range(1))
+    lambda_value: float = opt(0.3, "re-ranking weight of the original distance", FRACTION)
     visrank: bool = opt(False, "`reidkit test`: draw the ranked lists")
     visrankactiv: bool = opt(False, "`reidkit test`: ranked lists with activation maps")
     visrankactivthr: bool = opt(False, "`reidkit test`: ranked lists with activation maps and thresholded masks")
     visdrop: bool = opt(False, "`reidkit test`: ranked lists with the Top DropBlock mask")
-    maskthr: float = opt(0.7, "threshold of visrankactivthr's masks (activation / 255)")
-    topk: int = opt(5, "gallery images per ranked list")
-    vis_queries: Optional[int] = opt(None, "draw only the first N queries (null: all)")
+    maskthr: float = opt(0.7, "threshold of visrankactivthr's masks (activation / 255)", FRACTION)
+    topk: int = opt(5, "gallery images per ranked list", in_range(1))
+    vis_queries: Optional[int] = opt(None, "draw only the first N queries (null: all)", in_range(1))
+    targets: list[Union[str, dict]] = opt(
+        [], "datasets evaluated, each on its own (one table per target plus the mean), as names (read from "
+        "data.root) or {name, root, options, label}; [] the training data (data.name, or each data.sources entry)",
+        dataset_entries,
+    )
 
 
 @dataclass
 class CheckpointConfig:
-    period: int = opt(30, "write checkpoints/epoch_NNN.pth every N epochs and after the last (0: only the last)")
+    period: int = opt(30, "write checkpoints/epoch_NNN.pth every N epochs and after the last (0: only the last)",
+                       NON_NEGATIVE)
     save_last: bool = opt(True, "refresh checkpoints/last.pth after every epoch (the point --resume continues from)")
 
 
 @dataclass
 class OutputConfig:
-    dir: str = opt("runs/top_db_net_market1501", "run folder: config.yaml, checkpoints/, metrics.jsonl, tensorboard/")
+    dir: str = opt("runs/top_db_net_market1501", "run folder: config.yaml, checkpoints/, metrics.jsonl, tensorboard/",
+                    non_empty)
     tensorboard: bool = opt(True, "write TensorBoard event files into <dir>/tensorboard")
     report: bool = opt(True, "write <dir>/report.html at the end of train and test")
     progress: bool = opt(True, "show tqdm progress bars")
@@ -183,19 +287,6 @@ class Config:
 
 SECTIONS: dict[str, type] = typing.get_type_hints(Config)
 
-# Positive integers: a zero or negative value is a mistake, not a choice.
-_POSITIVE = {
-    "data.height", "data.width", "data.num_instances", "train.epochs", "train.batch_size", "train.accumulate_steps",
-    "test.batch_size", "test.max_rank", "test.k1", "test.k2", "test.topk", "train.log_period", "data.seq_len",
-    "data.max_chunks",
-}
-_NON_NEGATIVE = {
-    "data.workers", "train.fixbase_epochs", "train.grad_clip", "train.threads", "test.eval_period",
-    "checkpoint.period", "optim.lr", "optim.weight_decay", "schedule.warmup_epochs", "loss.margin",
-    "loss.label_smooth", "optim.momentum", "loss.warmup_epochs", "optim.backbone_lr_factor",
-}
-
-
 def _fields(section: type) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(section)}
 
@@ -217,8 +308,9 @@ def _type_name(tp: Any) -> str:
     if origin in (Union, types.UnionType):
         return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
     if origin is list:
-        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(args[0], _type_name(args[0]))
-    return {bool: "true/false", int: "an integer", float: "a number", str: "a string", dict: "a mapping"}.get(
+        return "a list of " + {int: "integers", float: "finite numbers", str: "strings"}.get(args[0],
+                                                                                          _type_name(args[0]))
+    return {bool: "true/false", int: "an integer", float: "a finite number", str: "a string", dict: "a mapping"}.get(
         tp, getattr(tp, "__name__", str(tp))
     )
 
@@ -253,11 +345,12 @@ def _coerce(value: Any, tp: Any) -> Any:
         return value
     if tp is float:
         # YAML 1.1 reads "1e-3" (no dot) as a string; accept it as the number it means.
-        if isinstance(value, str):
-            return float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise TypeError
-        return float(value)
+        number = float(value)
+        if not math.isfinite(number):  # nan and inf are never meant: a nan learning rate trains nothing
+            raise ValueError
+        return number
     if tp is str:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise TypeError
@@ -269,7 +362,7 @@ def _coerce(value: Any, tp: Any) -> Any:
     raise TypeError
 
 
-def _check_value(key: str, value: Any, tp: Any, source: str) -> Any:
+def _check_value(key: str, value: Any, tp: Any, source: str, check: Check | None = None) -> Any:
     try:
         value = _coerce(value, tp)
     except (TypeError, ValueError):
@@ -277,10 +370,9 @@ def _check_value(key: str, value: Any, tp: Any, source: str) -> Any:
         if typing.get_origin(tp) is Literal and isinstance(value, str):
             hint = _closest(value, typing.get_args(tp))
         raise ConfigError(f"{source}: {key}={value!r}: expected {_type_name(tp)}{hint}") from None
-    if key in _POSITIVE and value is not None and value < 1:
-        raise ConfigError(f"{source}: {key}={value!r}: expected a positive integer")
-    if key in _NON_NEGATIVE and value is not None and value < 0:
-        raise ConfigError(f"{source}: {key}={value!r}: expected a value >= 0")
+    problem = check(value) if check is not None and value is not None else None
+    if problem:
+        raise ConfigError(f"{source}: {key}={value!r}: expected {problem}")
     return value
 
 
@@ -296,7 +388,7 @@ def _set_section(section: Any, name: str, values: Mapping[str, Any], source: str
                 f"{source}: unknown key {dotted!r}{_closest(dotted, all_keys())} (valid keys of {name!r}: "
                 f"{', '.join(known)})"
             )
-        setattr(section, key, _check_value(dotted, value, hints[key], source))
+        setattr(section, key, _check_value(dotted, value, hints[key], source, known[key].metadata.get("check")))
 
 
 def merge_dict(cfg: Config, data: Mapping[str, Any], source: str = "<dict>") -> Config:
@@ -311,12 +403,43 @@ def merge_dict(cfg: Config, data: Mapping[str, Any], source: str = "<dict>") -> 
     return cfg
 
 
+_NULL_TEXTS = frozenset({"", "null", "Null", "NULL", "~"})
+
+
+def _string_field(section: Any, key: Any) -> str | None:
+    """"str" or "optional" for a key typed str or Optional[str] (paths, names), else None."""
+    cls = SECTIONS.get(section) if isinstance(section, str) else None
+    tp = typing.get_type_hints(cls).get(key) if cls is not None and isinstance(key, str) else None
+    if tp is str:
+        return "str"
+    return "optional" if tp == Optional[str] else None
+
+
+def _string_text(raw: str, *, optional: bool) -> str | None:
+    """The value of a string key: the text itself; quoted ('...' or "..."), what the quotes hold."""
+    if optional and raw.strip() in _NULL_TEXTS:
+        return None
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        try:
+            quoted = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            return raw
+        return quoted if isinstance(quoted, str) else raw
+    return raw
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """'optim.lr=1e-3' -> (['optim', 'lr'], 0.001); the value is read as YAML ('null', '[1, 2]', 'true')."""
+    """'optim.lr=1e-3' -> (['optim', 'lr'], 0.001); the value is read as YAML ('null', '[1, 2]', 'true'), except
+    for keys typed as strings (paths, names), whose text is kept as it is: 'output.dir=2026-12-01' names a folder,
+    'data.root=runs/exp #3' keeps its '#', '0x10' and 'no' stay text (quotes around the whole value are
+    removed). An optional string key (model.pretrained) reads null, ~ or nothing as null."""
     key, sep, raw = text.partition("=")
     path = key.strip().split(".")
     if not sep or len(path) < 2 or not all(path):
         raise ConfigError(f"override {text!r}: expected section.key=value, e.g. optim.lr=0.001 or data.root=DATA")
+    kind = _string_field(path[0], path[1]) if len(path) == 2 else None
+    if kind is not None:
+        return path, _string_text(raw, optional=kind == "optional")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as error:
@@ -365,12 +488,33 @@ def list_recipes() -> list[str]:
     return sorted(p.relative_to(PACKAGED_CONFIGS).as_posix() for p in PACKAGED_CONFIGS.rglob("*.yaml"))
 
 
+def _keep_string_texts(data: dict[str, Any], text: str) -> None:
+    """Values of string keys as written: YAML reads an unquoted `dir: 2026-12-01` as a date, `0x10` as 16 and
+    `no` as false, but a path is text. Quoted values and nulls of optional keys stay as YAML read them."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    for section_node, values_node in root.value if isinstance(root, yaml.MappingNode) else ():
+        if not isinstance(values_node, yaml.MappingNode):
+            continue
+        for key_node, value_node in values_node.value:
+            section, key = section_node.value, key_node.value
+            kind = _string_field(section, key)
+            if kind is None or not isinstance(value_node, yaml.ScalarNode) or value_node.style is not None:
+                continue
+            current = data.get(section, {}).get(key) if isinstance(data.get(section), dict) else None
+            if not isinstance(current, str) and not (current is None and kind == "optional"):
+                data[section][key] = value_node.value
+
+
 def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
     except OSError as error:
         raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {error.start}: {error.reason}); save it "
+                          "as UTF-8") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -379,6 +523,7 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (data, model, ...), got {type(data).__name__}")
+    _keep_string_texts(data, text)
     return data
 
 

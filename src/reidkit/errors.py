@@ -2,7 +2,27 @@
 
 
 class ReidkitError(Exception):
-    """Base class: the message alone must tell the user what is wrong and what was expected."""
+    """Base class: the message alone must tell the user what is wrong and what was expected.
+
+    Raised in a DataLoader worker (a bad image), it reaches the main process re-created by torch from one
+    string: "Caught DatasetError in DataLoader worker process 0.\\nOriginal Traceback ...", the worker's whole
+    traceback ending in "reidkit.errors.DatasetError: <message>". The original message is recovered from it, so
+    the user still reads one line naming the file.
+    """
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (_worker_message(type(self), args[0]),)
+        super().__init__(*args)
+
+
+def _worker_message(cls: type, text: str) -> str:
+    """`text`, or the message of the `cls` error inside torch's worker-exception text."""
+    if not text.startswith(f"Caught {cls.__name__} ") or "\nOriginal Traceback" not in text:
+        return text
+    marker = f"\n{cls.__module__}.{cls.__qualname__}: "
+    start = text.rfind(marker)
+    return text[start + len(marker):].rstrip("\n") if start >= 0 else text
 
 
 class DatasetError(ReidkitError, ValueError):

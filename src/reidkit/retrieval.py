@@ -174,18 +174,37 @@ class GalleryIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "GalleryIndex":
+        """An index written by `save`. A damaged or edited file (its settings, ids, names or FAISS bytes
+        disagreeing with each other) is a ReidkitError naming it; nothing in it is unpickled."""
+        def refuse(problem: str) -> ReidkitError:
+            return ReidkitError(f"{str(path)!r} is not a reidkit gallery index, or a damaged one: {problem}")
+
         try:
             with np.load(path, allow_pickle=False) as data:
                 meta = json.loads(bytes(data["meta"]).decode())
                 raw, ids = data["index"], data["ids"]
                 names = data["names"] if "names" in data else None
-        except (OSError, KeyError, ValueError) as exc:
-            raise ReidkitError(f"{str(path)!r} is not a reidkit gallery index: {exc}") from exc
-        if meta.get("format") != _FORMAT:
-            raise ReidkitError(f"{str(path)!r} is not a reidkit gallery index (format {meta.get('format')!r})")
-        obj = cls(meta["dim"], meta["kind"], nlist=meta["nlist"], nprobe=meta["nprobe"],
-                  normalize=meta["normalize"], train_size=meta["train_size"], seed=meta["seed"])
-        obj._index = faiss.deserialize_index(raw)
+        except Exception as exc:  # noqa: BLE001  (zip, npz, JSON and key errors of a damaged file)
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "pickle" in detail:  # np.load's answer to bytes that are no npz archive
+                detail = "not an npz archive (and never unpickled)"
+            raise refuse(detail) from None
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+            raise refuse(f"format {meta.get('format') if isinstance(meta, dict) else meta!r}, expected {_FORMAT!r}")
+        settings = ("dim", "kind", "nlist", "nprobe", "normalize", "train_size", "seed")
+        missing = [k for k in settings if k not in meta]
+        if missing:
+            raise refuse(f"its settings lack {', '.join(missing)}")
+        try:
+            obj = cls(meta["dim"], meta["kind"], nlist=meta["nlist"], nprobe=meta["nprobe"],
+                      normalize=bool(meta["normalize"]), train_size=meta["train_size"], seed=meta["seed"])
+        except (TypeError, ValueError) as exc:  # MetricInputError is a ValueError
+            raise refuse(f"bad settings ({exc})") from None
+        obj._index = _deserialize_checked(raw, obj, refuse)
+        if ids.ndim != 1 or len(ids) != obj._index.ntotal or not np.issubdtype(ids.dtype, np.integer):
+            raise refuse(f"{obj._index.ntotal} indexed vectors but ids of shape {ids.shape} and dtype {ids.dtype}")
+        if names is not None and (names.ndim != 1 or len(names) != len(ids)):
+            raise refuse(f"{len(ids)} ids but names of shape {names.shape}")
         obj._ids = ids.astype(np.int64)
         obj.names = names
         return obj
@@ -213,6 +232,26 @@ class GalleryIndex:
         return cls.from_features(features, kind, names=names, **options)
 
 
+_FAISS_TYPES = {"flat": faiss.IndexFlatIP, "ivf": faiss.IndexIVFFlat, "hnsw": faiss.IndexHNSWFlat}
+
+
+def _deserialize_checked(raw: np.ndarray, settings: GalleryIndex, refuse: Any) -> Any:
+    """The FAISS index in `raw` (bytes), checked against the settings saved beside it: its class, dimension and
+    metric. FAISS reads what the bytes say; a file edited by hand can still exhaust memory while being read."""
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise refuse(f"the FAISS bytes are an array of {raw.dtype} {raw.shape}, expected uint8 bytes")
+    try:
+        index = faiss.deserialize_index(raw)
+    except (RuntimeError, MemoryError) as exc:
+        raise refuse(f"FAISS cannot read it ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
+            from None
+    expected = _FAISS_TYPES[settings.kind]  # deserialize_index returns the concrete class
+    if type(index) is not expected or index.d != settings.dim or index.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise refuse(f"it holds a {type(index).__name__} of dimension {index.d}, its settings say a "
+                     f"{settings.kind} index ({expected.__name__}, inner product) of dimension {settings.dim}")
+    return index
+
+
 def _as_names(value: Any) -> np.ndarray:
     """Strings from npz unicode arrays, .mat cell arrays (each cell an array of one string) or lists."""
     flat = np.asarray(value, dtype=object).reshape(-1)
@@ -230,9 +269,9 @@ def read_feature_file(path: str | os.PathLike, key: str | None = None) -> tuple[
     if not path.is_file():
         raise ReidkitError(f"feature file {path} does not exist")
     if path.suffix == ".pt":
-        import torch
+        from reidkit.models.weights import torch_load
 
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = torch_load(path)  # tensors-only: a feature file never needs more
         if not isinstance(data, dict):
             raise ReidkitError(f"{path}: expected a dict with 'features' (a `reidkit extract` .pt file)")
     elif path.suffix == ".npz":

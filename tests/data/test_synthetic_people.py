@@ -56,8 +56,11 @@ def test_generation_is_cached_seeded_and_guarded(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")} == stamp  # second call: no-op
     twin = generate_market_dataset(tmp_path / "b", **options)
     assert [p.read_bytes() for p in sorted(twin.rglob("*.jpg"))] == [p.read_bytes() for p in sorted(stamp)]
-    generate_market_dataset(tmp_path / "a", **dict(options, seed=6))  # other parameters: regenerated
-    assert describe(tmp_path / "a")["params"]["seed"] == 6
+    # Other parameters: refused, not regenerated over images another run may be reading.
+    with pytest.raises(DatasetError, match=r"other options \(seed 5 there, 6 here\); it is not replaced"):
+        generate_market_dataset(tmp_path / "a", **dict(options, seed=6))
+    assert describe(tmp_path / "a")["params"]["seed"] == 5
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*.jpg")} == stamp
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [MARKET_FOLDER]  # no temporary folders left
     (tmp_path / "real" / MARKET_FOLDER).mkdir(parents=True)
     with pytest.raises(DatasetError, match=rf"{MARKET_FOLDER} exists and was not written by .*{MANIFEST}"):

@@ -6,11 +6,12 @@ from reidkit.metrics import MetricInputError, evaluate_rank, evaluate_rank_from_
 from reidkit.metrics.distance import compute_distance_matrix
 
 
-def reference_market(distmat, q_pids, g_pids, q_camids, g_camids, max_rank):
-    """One query at a time, as the textbook (and torchreid's python evaluator) does it."""
+def reference_market(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, ties="argsort"):
+    """One query at a time, as the textbook (and torchreid's python evaluator) does it; ties="pessimistic" puts
+    the non-matches first among equal distances."""
     cmcs, aps, inps = [], [], []
     for i in range(len(distmat)):
-        order = np.argsort(distmat[i])
+        order = np.argsort(distmat[i]) if ties == "argsort" else np.lexsort((g_pids == q_pids[i], distmat[i]))
         keep = ~((g_pids[order] == q_pids[i]) & (g_camids[order] == q_camids[i]))
         raw = (g_pids[order] == q_pids[i])[keep].astype(float)
         if not raw.any():
@@ -56,14 +57,16 @@ def random_problem(rng, nq, ng, nid, ncam, levels=None, dtype=np.float32):
     return dist.astype(dtype), q_pids, g_pids, q_cams, g_cams
 
 
+@pytest.mark.filterwarnings("ignore:features collapsed")
+@pytest.mark.parametrize("ties", ["pessimistic", "argsort"])
 @pytest.mark.parametrize("levels", [None, 4, 30])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_market_matches_reference_on_random_problems(levels, dtype):
+def test_market_matches_reference_on_random_problems(levels, dtype, ties):
     rng = np.random.default_rng(0 if levels is None else levels)
     for trial in range(3):
         problem = random_problem(rng, 40, 150, 12, 3, levels, dtype)
-        expected = reference_market(*problem, max_rank=10)
-        cmc, mAP, mINP = evaluate_rank(*problem, max_rank=10, block_rows=int(rng.integers(1, 45)))
+        expected = reference_market(*problem, max_rank=10, ties=ties)
+        cmc, mAP, mINP = evaluate_rank(*problem, max_rank=10, block_rows=int(rng.integers(1, 45)), ties=ties)
         np.testing.assert_allclose(cmc, expected[0], atol=1e-12)
         assert mAP == pytest.approx(expected[1], abs=1e-12)
         assert mINP == pytest.approx(expected[2], abs=1e-12)
@@ -103,14 +106,71 @@ def test_tie_between_matches_does_not_change_the_result():
     assert mAP == 1.0 and mINP == 1.0
 
 
-def test_tie_between_match_and_non_match_follows_numpy_argsort():
+def test_tie_between_match_and_non_match_follows_numpy_argsort_on_request():
     # as fastreid / torchreid: the order of equal distances is np.argsort's
     dist = np.array([[0.5, 0.5, 0.5, 0.5, 0.1]], np.float32)
     q = ([1], [2, 1, 2, 1, 3], [0], [1, 1, 1, 1, 1])
     expected = reference_market(dist, np.array(q[0]), np.array(q[1]), np.array(q[2]), np.array(q[3]), 5)
-    cmc, mAP, mINP = evaluate_rank(dist, *q, max_rank=5)
+    with pytest.warns(UserWarning, match="depend on the gallery order"):
+        cmc, mAP, mINP = evaluate_rank(dist, *q, max_rank=5, ties="argsort")
     np.testing.assert_allclose(cmc, expected[0])
     assert (mAP, mINP) == pytest.approx(expected[1:])
+
+
+def test_tie_between_match_and_non_match_ranks_the_match_last_by_default():
+    # ranked: the pid-3 item (0.1), then the four at 0.5 with the two non-matches (pid 2) first
+    dist = np.array([[0.5, 0.5, 0.5, 0.5, 0.1]], np.float32)
+    with pytest.warns(UserWarning, match=r"features collapsed: 100% of query rows \(1 of 1\)"):
+        cmc, mAP, mINP = evaluate_rank(dist, [1], [1, 2, 1, 2, 3], [0], [1, 1, 1, 1, 1], max_rank=5)
+    np.testing.assert_allclose(cmc, [0, 0, 0, 1, 1])
+    assert mAP == pytest.approx((1 / 4 + 2 / 5) / 2) and mINP == pytest.approx(2 / 5)
+
+
+@pytest.mark.parametrize("protocol", ["market", "cuhk03"])
+def test_constant_distances_give_the_same_metrics_for_every_gallery_order(protocol):
+    """A collapsed model (every distance equal) must not score by the gallery's order: before, a gallery that
+    happened to list the matches first gave mAP 1."""
+    rng = np.random.default_rng(8)
+    _, q_pids, g_pids, q_cams, g_cams = random_problem(rng, 20, 60, 6, 3)
+    dist = np.full((20, 60), 0.25, np.float32)
+    results = []
+    for trial in range(4):
+        perm = rng.permutation(60) if trial else np.argsort(g_pids != q_pids[0], kind="stable")
+        with pytest.warns(UserWarning, match="features collapsed: 100% of query rows"):
+            cmc, mAP, mINP = evaluate_rank(dist[:, perm], q_pids, g_pids[perm], q_cams, g_cams[perm], max_rank=10,
+                                           protocol=protocol, seed=0)
+        results.append((cmc, mAP, mINP))
+    for cmc, mAP, mINP in results[1:]:
+        if protocol == "market":  # cuhk03 draws one item per identity by gallery position: its CMC is random
+            np.testing.assert_array_equal(cmc, results[0][0])
+        assert (mAP, mINP) == pytest.approx(results[0][1:], abs=1e-12)
+    assert results[0][1] < 0.5  # the lower bound, not the gallery order's luck
+
+
+@pytest.mark.filterwarnings("ignore:features collapsed")
+def test_partly_tied_distances_do_not_depend_on_the_gallery_order():
+    rng = np.random.default_rng(9)
+    dist, q_pids, g_pids, q_cams, g_cams = random_problem(rng, 30, 80, 8, 3, levels=5)
+    base = evaluate_rank(dist, q_pids, g_pids, q_cams, g_cams, max_rank=10, block_rows=7)
+    for _ in range(3):
+        perm = rng.permutation(80)
+        cmc, mAP, mINP = evaluate_rank(dist[:, perm], q_pids, g_pids[perm], q_cams, g_cams[perm], max_rank=10)
+        np.testing.assert_array_equal(cmc, base[0])
+        assert (mAP, mINP) == pytest.approx(base[1:], abs=1e-12)
+    # the peers' order does depend on it here: the test is not passing by construction
+    argsort = {evaluate_rank(dist[:, p], q_pids, g_pids[p], q_cams, g_cams[p], max_rank=10, ties="argsort")[1]
+               for p in (rng.permutation(80) for _ in range(4))}
+    assert len(argsort) > 1
+
+
+def test_healthy_distances_give_no_collapse_warning():
+    import warnings
+
+    rng = np.random.default_rng(10)
+    problem = random_problem(rng, 30, 80, 8, 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate_rank(*problem, max_rank=10)
 
 
 def test_distractors_count_as_non_matches_and_ignore_pids_removes_items():
@@ -204,15 +264,17 @@ def reference_cuhk03_fastreid(distmat, q_pids, g_pids, q_camids, g_camids, max_r
     return np.mean(cmcs, axis=0)
 
 
+@pytest.mark.filterwarnings("ignore:features collapsed")
 @pytest.mark.parametrize("levels", [None, 20])
 def test_cuhk03_with_a_random_state_makes_fastreids_draws(levels):
     rng = np.random.default_rng(6)
     problem = random_problem(rng, 30, 120, 12, 2, levels)
     expected = reference_cuhk03_fastreid(*problem, max_rank=10, seed=17)
     cmc, mAP, _ = evaluate_rank(*problem, max_rank=10, protocol="cuhk03", seed=np.random.RandomState(17),
-                                block_rows=7)
+                                block_rows=7, ties="argsort")
     np.testing.assert_allclose(cmc, expected, atol=1e-12)
-    assert mAP == pytest.approx(evaluate_rank(*problem, max_rank=10)[1])
+    assert mAP == pytest.approx(evaluate_rank(*problem, max_rank=10, ties="argsort")[1])
     # a different state gives different draws: the test above is not passing by construction
-    other = evaluate_rank(*problem, max_rank=10, protocol="cuhk03", seed=np.random.RandomState(18))[0]
+    other = evaluate_rank(*problem, max_rank=10, protocol="cuhk03", seed=np.random.RandomState(18),
+                          ties="argsort")[0]
     assert np.abs(other - expected).max() > 0

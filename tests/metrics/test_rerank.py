@@ -42,7 +42,8 @@ def clustered_features(rng, n, nid=6, dim=8):
     return (centres[rng.integers(0, nid, n)] + 0.6 * rng.normal(size=(n, dim))).astype(np.float32)
 
 
-@pytest.mark.parametrize("k1, k2, lam", [(20, 6, 0.3), (5, 3, 0.5), (4, 1, 0.2), (3, 2, 0.0)])
+# (2, 6, 0.3): k2 > k1 + 1, where the expansion averages over the k2 nearest (it once used k1 + 1 of them / k2)
+@pytest.mark.parametrize("k1, k2, lam", [(20, 6, 0.3), (5, 3, 0.5), (4, 1, 0.2), (3, 2, 0.0), (2, 6, 0.3)])
 def test_matches_reference_on_small_problems(k1, k2, lam):
     rng = np.random.default_rng(k1)
     qf, gf = clustered_features(rng, 12), clustered_features(rng, 45)
@@ -94,6 +95,7 @@ def test_features_variant_matches_distance_variant():
             re_ranking(*dists, k1=6, k2=3), atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore:re-ranking k1")
 def test_bad_inputs_name_the_argument():
     q_g, q_q, g_g = np.ones((2, 3)), np.ones((2, 2)), np.ones((3, 3))
     with pytest.raises(MetricInputError, match=r"q_q_dist has shape \(3, 3\); expected 2"):
@@ -136,3 +138,20 @@ assert "torch" not in sys.modules and "sklearn" not in sys.modules
     subprocess.run([sys.executable, "-c", code], check=True)
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"),
                                reference_re_ranking(*dists, 6, 3, 0.3), atol=1e-6)
+
+
+def test_k1_not_below_the_gallery_size_warns():
+    rng = np.random.default_rng(3)
+    qf, gf = clustered_features(rng, 6), clustered_features(rng, 10)
+    dists = [compute_distance_matrix(a, b) for a, b in ((qf, gf), (qf, qf), (gf, gf))]
+    with pytest.warns(UserWarning, match=r"k1=10 is not below the gallery size \(10\)"):
+        re_ranking(*dists, k1=10, k2=3)
+
+
+def test_identical_features_raise_the_collapsed_error():
+    from reidkit.metrics.rerank import CollapsedDistancesError
+
+    feats = np.ones((5, 4), np.float32)
+    dists = [compute_distance_matrix(a, b) for a, b in ((feats, feats), (feats, feats), (feats, feats))]
+    with pytest.raises(CollapsedDistancesError, match="no positive distance"):
+        re_ranking(*dists, k1=2, k2=2)

@@ -16,11 +16,15 @@ Adding a dataset of your own (the custom dataset covers folders and CSV files wi
 """
 from __future__ import annotations
 
+import inspect
 import os
+import struct
 import warnings
+import zlib
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
+import numpy as np
 from PIL import Image
 
 from reidkit.errors import DatasetError
@@ -33,16 +37,51 @@ DATASETS: Registry[type["ImageDataset"]] = Registry("dataset")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
+# Pillow modes of 16-bit (and 32-bit integer) grey images: their values span 0..65535, not 0..255.
+_WIDE_GREY_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+# What Pillow raises for a file that is not a complete image of a known format (zlib and struct errors come out
+# of damaged PNG and BMP data).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB, decoding every pixel (a truncated file fails here, not inside a transform). 16-bit grey is scaled
+    to 8 bits (65535 -> 255); Pillow's own conversion clips it, turning most of the picture white."""
+    if image.mode in _WIDE_GREY_MODES:
+        wide = np.asarray(image, dtype=np.float64)
+        grey = np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    return image.convert("RGB")
+
+
 def read_image(path: str | os.PathLike) -> Image.Image:
-    """The image as RGB, fully decoded; a missing, unreadable or truncated file raises DatasetError naming it."""
+    """The image as RGB, fully decoded; a missing, unreadable, truncated or oversized (decompression bomb) file
+    raises DatasetError naming it."""
     try:
-        with Image.open(path) as image:
-            # convert() decodes every pixel, so a truncated file fails here rather than inside a transform.
-            return image.convert("RGB")
+        with warnings.catch_warnings():
+            # Above Image.MAX_IMAGE_PIXELS Pillow only warns (above twice that it refuses): no re-ID crop is that
+            # large, so both are the file's error, reported in one line rather than a warning and a long decode.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return _to_rgb(image)
     except FileNotFoundError:
         raise DatasetError(f"image {path} does not exist") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DatasetError(f"image {path} is too large to decode safely ({exc}); expected an image crop") from None
+    except _DECODE_ERRORS as exc:
         raise DatasetError(f"image {path} cannot be read ({exc}); expected a complete JPEG/PNG/BMP file") from None
+
+
+def read_text_file(path: str | os.PathLike, what: str = "file") -> str:
+    """The text of a UTF-8 list, track or CSV file (a byte-order mark, as Excel writes, is dropped); a file that
+    cannot be read or is not UTF-8 raises DatasetError naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{what} {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as "
+                           "UTF-8") from None
+    except OSError as exc:
+        raise DatasetError(f"{what} {path} cannot be read ({exc.strerror or exc})") from None
 
 
 def find_dataset_dir(root: str | os.PathLike, candidates: Sequence[str], required: Sequence[str], dataset: str,
@@ -110,15 +149,26 @@ class ImageDataset:
 
     Subclasses parse their layout and call this constructor with raw pids; training pids are relabelled here to
     0..N-1, query and gallery keep theirs. `verify_images` decodes every image now (instead of when it is
-    loaded); with `skip_bad_images` the unreadable ones are dropped and counted in one warning.
+    loaded); `skip_bad_images` does too and drops the unreadable ones, counted in one warning (a bad image met
+    only while training could not be dropped from a batch already drawn).
     """
+
+    # Options every dataset takes (build_dataset(name, root, **options)): see accepted_options.
+    base_options = ("verify_images", "skip_bad_images")
+    # Callables that receive what a subclass's **options leaves over (a data generator, a config dataclass):
+    # their parameters with defaults are options of the dataset too.
+    option_targets: tuple[Callable[..., Any], ...] = ()
+    # How the evaluation treats this data (reidkit.metrics.rank.RANK_PROTOCOLS): "market" removes the query's
+    # identity under its own camera; data without camera ids (has_cameras False) uses "self".
+    eval_protocol: str = "market"
+    has_cameras: bool = True
 
     def __init__(self, train: Sequence[Sample], query: Sequence[Sample], gallery: Sequence[Sample], *, name: str,
                  root: str | os.PathLike, verify_images: bool = False, skip_bad_images: bool = False) -> None:
         self.name = name
         self.root = Path(root)
         subsets = {"train": list(train), "query": list(query), "gallery": list(gallery)}
-        if verify_images:
+        if verify_images or skip_bad_images:
             subsets = drop_unreadable(subsets, skip_bad_images)
         self._validate(subsets)
         self.train = relabel(subsets["train"])
@@ -138,6 +188,29 @@ class ImageDataset:
             raise DatasetError(f"{self.name}: no query identity appears in the gallery under {self.root} "
                                f"({len(query_pids)} query ids, {len(gallery_pids)} gallery ids): "
                                "every query needs matches in the gallery")
+
+    @classmethod
+    def accepted_options(cls) -> dict[str, Any]:
+        """The options this dataset accepts, with their defaults: `base_options` (every dataset takes them),
+        the keyword-only parameters of each __init__ along the class chain as far as it passes **options on to
+        the next, and the parameters of `option_targets` (the class declaring them hands its **options there)."""
+        base = inspect.signature(ImageDataset.__init__).parameters
+        accepted: dict[str, Any] = {name: base[name].default for name in ImageDataset.base_options}
+        for klass in cls.__mro__:
+            init = vars(klass).get("__init__")
+            if init is None:
+                continue
+            params = inspect.signature(init).parameters
+            if "train" in params:  # the base taking the parsed lists
+                break
+            accepted.update({p.name: p.default for p in params.values()
+                             if p.kind is p.KEYWORD_ONLY and p.name not in accepted})
+            if "option_targets" in vars(klass) or not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+                break
+        for target in cls.option_targets:
+            accepted.update({p.name: p.default for p in inspect.signature(target).parameters.values()
+                             if p.default is not p.empty and p.name not in accepted})
+        return accepted
 
     @property
     def num_train_pids(self) -> int:
@@ -163,6 +236,11 @@ class ImageDataset:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, train={len(self.train)}, query={len(self.query)}, "
                 f"gallery={len(self.gallery)}, num_train_pids={self.num_train_pids})")
+
+
+def dataset_options(name: str) -> dict[str, Any]:
+    """The options dataset `name` accepts (build_dataset(name, root, **options)), with their defaults."""
+    return DATASETS.get(name).accepted_options()
 
 
 def build_dataset(name: str, root: str | os.PathLike, **options: object) -> ImageDataset:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import warnings
 from collections import defaultdict
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from reidkit.data.base import Sample, read_image
 from reidkit.data.samplers import RandomIdentitySampler
@@ -60,13 +61,80 @@ class ReidImageDataset(Dataset):
         return {"img": self.transform(image) if self.transform else image, "pid": pid, "camid": camid, "path": path}
 
 
+def sample_seed(seed: int, epoch: int, position: int) -> int:
+    """The augmentation seed of the `position`-th sample of `epoch` in a loader seeded with `seed`."""
+    words = np.random.SeedSequence([seed % 2**64, epoch, position + 1]).generate_state(2, np.uint32)
+    return (int(words[0]) << 31) ^ int(words[1])
+
+
+class SeededSampler(Sampler[tuple[int, int]]):
+    """The indices of `sampler`, each with the seed of its augmentation: sample_seed(seed, epoch, position).
+
+    What a batch holds then depends only on the seed, the epoch (`set_epoch`, forwarded to `sampler`) and
+    the position, not on data.workers or on which worker loads it: a resumed run, whose fresh workers would
+    otherwise start from other random states, draws exactly what an uninterrupted one drew. `reseed`, a
+    generator that `sampler` draws from (the balanced sampler's), is seeded per epoch the same way.
+    """
+
+    def __init__(self, sampler: Sampler[int], seed: int, *, reseed: torch.Generator | None = None) -> None:
+        self.sampler, self.seed, self.reseed = sampler, seed, reseed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        if self.reseed is not None:
+            self.reseed.manual_seed(sample_seed(self.seed, epoch, -1))
+        for position, index in enumerate(self.sampler):
+            yield int(index), sample_seed(self.seed, epoch, position)
+
+
+class SeededSamples(Dataset):
+    """dataset[index] drawn with torch's generator seeded by the seed SeededSampler pairs the index with
+    (augmentations, clip starts: reidkit's and torchvision's draw from it). In the main process
+    (data.workers=0) the global state is put back afterwards, so loading leaves the model's random stream
+    (dropout, drop blocks) alone, as it does with workers."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        if get_worker_info() is not None:
+            torch.manual_seed(seed)
+            return self.dataset[index]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+def seeded_train_loader(dataset: Dataset, sampler: Sampler[int], *, seed: int, batch_size: int, workers: int,
+                        reseed: torch.Generator | None = None, **options: Any) -> DataLoader:
+    """Training DataLoader whose samples are augmented from sample_seed(seed, epoch, position)."""
+    return DataLoader(SeededSamples(dataset), batch_size=batch_size,
+                      sampler=SeededSampler(sampler, seed, reseed=reseed), drop_last=True, num_workers=workers,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+                      generator=torch.Generator().manual_seed(seed), **options)
+
+
 def build_train_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, num_instances: int,
                        recipe: str = "top_db_net", workers: int = 0, seed: int = 0, rank: int = 0,
                        world_size: int = 1, skip_bad_images: bool = False, sampler: str = "identity") -> DataLoader:
     """Batches of P x K = batch_size / world_size images per process; call `loader.sampler.set_epoch(e)` each epoch.
 
     sampler="balanced": instead, images drawn with replacement with weight N / count(identity) (the AICity vehicle
-    recipe), batch_size / world_size per batch, each process from its own seeded generator.
+    recipe), batch_size / world_size per batch, each process from its own generator, seeded per epoch.
+    Batches (draws and augmentations) depend only on seed, rank and epoch: not on `workers` (SeededSampler).
     """
     if sampler == "balanced":
         return _balanced_loader(samples, height=height, width=width, batch_size=batch_size, recipe=recipe,
@@ -77,11 +145,9 @@ def build_train_loader(samples: Sequence[Sample], *, height: int, width: int, ba
     sampler = RandomIdentitySampler(samples, batch_size, num_instances, seed=seed, rank=rank, world_size=world_size)
     dataset = ReidImageDataset(samples, build_transforms(height, width, train=True, recipe=recipe),
                                skip_bad_images=skip_bad_images)
-    # Seeds the augmentations (per worker); ranks differ so their augmentations do too.
-    generator = torch.Generator().manual_seed(seed * 1000 + rank)
-    return DataLoader(dataset, batch_size=sampler.batch_size_per_process, sampler=sampler, drop_last=True,
-                      num_workers=workers, generator=generator, pin_memory=torch.cuda.is_available(),
-                      persistent_workers=workers > 0)
+    # Ranks differ so that their augmentations do too.
+    return seeded_train_loader(dataset, sampler, seed=seed * 1000 + rank, batch_size=sampler.batch_size_per_process,
+                               workers=workers)
 
 
 def _balanced_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, recipe: str,
@@ -91,13 +157,13 @@ def _balanced_loader(samples: Sequence[Sample], *, height: int, width: int, batc
     per_process = batch_size // world_size
     if per_process < 1 or batch_size % world_size:
         raise ConfigError(f"train.batch_size={batch_size}: expected a multiple of the {world_size} processes")
-    # One generator for the draws and the augmentation seeds: the checkpoint saves loader.generator.
-    generator = torch.Generator().manual_seed(seed * 1000 + rank)
-    sampler = balanced_sampler(samples, num_samples=max(per_process, len(samples) // world_size), generator=generator)
+    # The draws come from a generator seeded per epoch (SeededSampler), like the augmentations.
+    draws = torch.Generator()
+    sampler = balanced_sampler(samples, num_samples=max(per_process, len(samples) // world_size), generator=draws)
     dataset = ReidImageDataset(samples, build_transforms(height, width, train=True, recipe=recipe),
                                skip_bad_images=skip_bad_images)
-    return DataLoader(dataset, batch_size=per_process, sampler=sampler, drop_last=True, num_workers=workers,
-                      generator=generator, pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0)
+    return seeded_train_loader(dataset, sampler, seed=seed * 1000 + rank, batch_size=per_process, workers=workers,
+                               reseed=draws)
 
 
 def build_test_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, workers: int = 0,

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from reidkit.errors import ConfigError, DatasetError
-from reidkit.utils.io import atomic_write_json
+from reidkit.utils.io import atomic_write_json, honour_umask
 
 RGB = tuple[int, int, int]
 
@@ -427,16 +427,41 @@ def _read_manifest(folder: Path) -> dict | None:
         return None
 
 
+def _other_options(target: Path, theirs: object, ours: dict) -> DatasetError:
+    """The refusal to replace a generated dataset of other options: another run may be reading its images."""
+    theirs = theirs if isinstance(theirs, dict) else {}
+    diff = ", ".join(f"{k} {theirs.get(k)!r} there, {ours.get(k)!r} here" for k in sorted(set(theirs) | set(ours))
+                     if theirs.get(k) != ours.get(k))
+    return DatasetError(f"{target} holds a synthetic dataset generated with other options ({diff}); it is not "
+                        "replaced, since another run may be using its images: give these options their own "
+                        f"data.root (reidkit demo: --cache), or delete {target} to regenerate it")
+
+
+def reuse_generated(target: Path, params: dict, generator: str) -> bool:
+    """True when `target` holds the dataset of `params` already, False when there is no `target`; any other
+    folder there (hand-made, or generated with other options) is refused, never replaced."""
+    if not target.exists():
+        return False
+    old = _read_manifest(target)
+    if old is None:
+        raise DatasetError(f"{target} exists and was not written by {generator} (no {MANIFEST}); refusing to "
+                           "overwrite it: choose another root")
+    if old.get("params") != params:
+        raise _other_options(target, old.get("params"), params)
+    return True
+
+
 def _move_into_place(tmp: Path, target: Path, params: dict) -> None:
-    """Rename the finished folder over `target` (ours, with other parameters) or beside a concurrent twin."""
-    if target.exists():
+    """Rename the finished folder to `target`; when a concurrent call got there first, keep its folder if it
+    holds the same dataset, and refuse otherwise (its images may be in use)."""
+    try:
+        os.rename(tmp, target)
+    except OSError:
         old = _read_manifest(target)
-        if old is not None and old.get("params") == params:
-            return  # a concurrent call finished the same dataset first
-        stale = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
-        os.replace(target, stale / target.name)
-        shutil.rmtree(stale, ignore_errors=True)
-    os.replace(tmp, target)
+        if old is None or not target.exists():
+            raise
+        if old.get("params") != params:
+            raise _other_options(target, old.get("params"), params) from None
 
 
 def generate_market_dataset(root: str | os.PathLike, *, num_ids: int = 100, num_cams: int = 6,
@@ -446,7 +471,8 @@ def generate_market_dataset(root: str | os.PathLike, *, num_ids: int = 100, num_
     """Write `<root>/Market-1501-v15.09.15/` and return it; a second call with the same parameters does nothing.
 
     Each identity appears in 2..num_cams cameras with `images_per_id_per_cam` (int or (low, high)) images each.
-    A folder holding other parameters is replaced only if this function wrote it (its manifest says so).
+    A folder there holding other parameters (or not generated) is refused, never replaced: another run may be
+    reading its images.
     """
     if isinstance(images_per_id_per_cam, int):
         images_per_id_per_cam = (images_per_id_per_cam, images_per_id_per_cam)
@@ -457,15 +483,11 @@ def generate_market_dataset(root: str | os.PathLike, *, num_ids: int = 100, num_
               "num_distractors": num_distractors, "num_junk": num_junk, "seed": seed, "jpeg_quality": jpeg_quality}
     root = Path(root).expanduser()
     target = root / MARKET_FOLDER
-    if target.exists():
-        old = _read_manifest(target)
-        if old is None:
-            raise DatasetError(f"{target} exists and was not written by reidkit.data.synthetic (no {MANIFEST}); "
-                               "refusing to overwrite it: choose another root")
-        if old.get("params") == params:
-            return target
+    if reuse_generated(target, params, "reidkit.data.synthetic"):
+        return target
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{MARKET_FOLDER}.tmp-"))
+    honour_umask(tmp, directory=True)  # it becomes the dataset folder
     try:
         counts = _write_images(tmp, params)
         atomic_write_json(tmp / MANIFEST, {"params": params, "counts": counts})

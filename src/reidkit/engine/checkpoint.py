@@ -116,9 +116,12 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **kwargs: Any) ->
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, *, for_resume: bool = False) -> dict[str, Any]:
-    """A reidkit checkpoint as a dict; for_resume also requires the optimizer, epoch and RNG state."""
-    obj = torch_load(path)
+def load_checkpoint(path: str | os.PathLike, *, for_resume: bool = False, trust_checkpoint: bool = False,
+                    loaded: Any = None) -> dict[str, Any]:
+    """A reidkit checkpoint as a dict; for_resume also requires the optimizer, epoch and RNG state. Read
+    tensors-only unless trust_checkpoint; `loaded`: the file's content already read (it is validated, not read
+    again)."""
+    obj = torch_load(path, trust_checkpoint=trust_checkpoint) if loaded is None else loaded
     if not isinstance(obj, Mapping) or obj.get("format") != "reidkit":
         found = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
         raise CheckpointError(f"{path}: not a reidkit checkpoint (expected {{'format': 'reidkit', ...}}, got {found})")

@@ -55,14 +55,19 @@ def evaluate_untrained(cfg: Config) -> EvalResult:
 
 
 def run_demo(output: str | os.PathLike = "runs/demo", cache: str | os.PathLike | None = None,
-             overrides: Sequence[str] = (), *, out: launch.Printer = print) -> DemoResult:
+             overrides: Sequence[str] = (), *, out: launch.Printer = print,
+             trust_checkpoint: bool = False) -> DemoResult:
     """Generate (once) the synthetic data, evaluate the untrained model, train, evaluate with and without
-    re-ranking, and print the table and where every output is."""
+    re-ranking, and print the table and where every output is. Weight files given in the overrides
+    (model.pretrained, model.weights) are read tensors-only unless trust_checkpoint."""
+    from reidkit.models.weights import trusting_checkpoints
+
     cfg = demo_config(output, cache, overrides)
     start = time.monotonic()
     out(f"demo: synthetic people under {cfg.data.root} (generated on first use), run folder {cfg.output.dir}")
-    untrained = evaluate_untrained(cfg)
-    trained = launch.train(cfg, out=out)
+    with trusting_checkpoints(trust_checkpoint):
+        untrained = evaluate_untrained(cfg)
+    trained = launch.train(cfg, out=out, trust_checkpoint=trust_checkpoint)
     seconds = time.monotonic() - start
     start_point = "ImageNet backbone" if cfg.model.pretrained else "random weights"
     rows = {f"untrained ({start_point})": untrained.table_rows()["without re-ranking"],

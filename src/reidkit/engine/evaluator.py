@@ -11,6 +11,7 @@ Values are fractions in [0, 1]; tables print them as percentages.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
@@ -41,19 +42,62 @@ class EvalResult:
     cmc_reranked: np.ndarray | None = None
     distmat: np.ndarray | None = None  # the query-gallery distances the ranking used (re-ranked if asked)
     extra: dict[str, float] = field(default_factory=dict)  # other measures, e.g. attribute accuracy ("attr/...")
+    # Several test targets: each one's result; this result then holds their mean (and no CMC or distances).
+    targets: dict[str, "EvalResult"] = field(default_factory=dict)
 
-    def flat(self) -> dict[str, float]:
+    def own_flat(self) -> dict[str, float]:
         out = dict(self.metrics)
         if self.reranked is not None:
             out.update({f"rerank/{k}": v for k, v in self.reranked.items()})
         out.update(self.extra)
         return out
 
+    def flat(self) -> dict[str, float]:
+        """{"mAP": .., "rerank/mAP": .., ...} and, with several targets, "<target>/mAP", ... of each one."""
+        out = self.own_flat()
+        for label, result in self.targets.items():
+            out.update({f"{label}/{k}": v for k, v in result.flat().items()})
+        return out
+
     def table_rows(self) -> dict[str, dict[str, float]]:
+        """Rows of the metrics table; with several targets, each target's rows then the mean's."""
         rows = {"without re-ranking": self.metrics}
         if self.reranked is not None:
             rows["with re-ranking"] = self.reranked
-        return rows
+        if not self.targets:
+            return rows
+        out = {f"{label}: {name}": row for label, result in self.targets.items()
+               for name, row in result.table_rows().items()}
+        return out | {f"mean of {len(self.targets)}: {name}": row for name, row in rows.items()}
+
+    def record(self) -> dict[str, Any]:
+        """What results.json keeps: {"metrics": ...}, and with several targets "metrics" is their mean and
+        "targets" maps each target to its metrics."""
+        if not self.targets:
+            return {"metrics": self.flat()}
+        return {"metrics": self.own_flat(), "targets": {label: r.flat() for label, r in self.targets.items()}}
+
+
+def combine_results(results: Mapping[str, EvalResult]) -> EvalResult:
+    """One result of several targets' results: each metric's mean over the targets that report it."""
+    def mean(rows: list[Mapping[str, float]]) -> dict[str, float]:
+        keys = [k for k in rows[0] if all(k in row for row in rows)]
+        return {k: float(np.mean([row[k] for row in rows])) for k in keys}
+
+    parts = list(results.values())
+    reranked = [r.reranked for r in parts if r.reranked is not None]
+    return EvalResult(mean([r.metrics for r in parts]),
+                      mean(reranked) if len(reranked) == len(parts) else None,
+                      extra=mean([r.extra for r in parts]), targets=dict(results))
+
+
+def format_results(result: EvalResult, label: str) -> str:
+    """The metrics table of `result` ("<label>"); with several targets one table per target, then the mean."""
+    if not result.targets:
+        return format_table(result.table_rows(), label=label)
+    tables = [format_table(r.table_rows(), label=f"{label} / {target}") for target, r in result.targets.items()]
+    mean = EvalResult(result.metrics, result.reranked)
+    return "\n\n".join(tables + [format_table(mean.table_rows(), label=f"{label} / mean of {len(result.targets)}")])
 
 
 def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -130,7 +174,8 @@ def evaluate_features(
     lambda_value: float = 0.3,
     protocol: str = "market",
 ) -> EvalResult:
-    """CMC, mAP and mINP from query and gallery features, and after re-ranking when `rerank`."""
+    """CMC, mAP and mINP from query and gallery features, and after re-ranking when `rerank`. `protocol` names
+    an entry of reidkit.metrics.rank.RANK_PROTOCOLS; the features' paths identify the images ("self")."""
     from reidkit.metrics import evaluate_rank, re_ranking
 
     qf, gf = query.features, gallery.features
@@ -138,16 +183,45 @@ def evaluate_features(
         qf, gf = nn.functional.normalize(qf, dim=1), nn.functional.normalize(gf, dim=1)
     distmat = _distance(qf, gf, metric)
     ids = (query.pids, gallery.pids, query.camids, gallery.camids)
-    cmc, mAP, mINP = evaluate_rank(distmat, *ids, max_rank=max_rank, protocol=protocol)
+    rank_options = {"max_rank": max_rank, "protocol": protocol, "q_images": _paths(query),
+                    "g_images": _paths(gallery)}
+    cmc, mAP, mINP = evaluate_rank(distmat, *ids, **rank_options)
     result = EvalResult(rank_metrics(cmc, mAP, mINP), cmc=np.asarray(cmc), distmat=distmat)
     if rerank:
-        reranked = re_ranking(distmat, _distance(qf, qf, metric), _distance(gf, gf, metric),
-                              k1=k1, k2=k2, lambda_value=lambda_value)
+        from reidkit.metrics.rerank import CollapsedDistancesError
+
+        try:
+            reranked = re_ranking(distmat, _distance(qf, qf, metric), _distance(gf, gf, metric),
+                                  k1=k1, k2=k2, lambda_value=lambda_value)
+        except CollapsedDistancesError as error:
+            # A collapsed model (constant features) has nothing to re-rank; its plain metrics say so already,
+            # and a training run must still end with its results and checkpoint.
+            warnings.warn(f"re-ranking skipped: {error}", stacklevel=2)
+            return result
         reranked = np.asarray(reranked)
-        cmc_r, mAP_r, mINP_r = evaluate_rank(reranked, *ids, max_rank=max_rank, protocol=protocol)
+        cmc_r, mAP_r, mINP_r = evaluate_rank(reranked, *ids, **rank_options)
         result.reranked = rank_metrics(cmc_r, mAP_r, mINP_r)
         result.cmc_reranked, result.distmat = np.asarray(cmc_r), reranked
     return result
+
+
+def _paths(features: Features) -> list | None:
+    """One image path per item, or None (pooled video features, loaders without paths)."""
+    return list(features.paths) if len(features.paths) == len(features.pids) else None
+
+
+def protocol_samples(query: Iterable[tuple], gallery: Iterable[tuple], protocol: str
+                     ) -> tuple[list[tuple], list[tuple]]:
+    """Query and gallery samples whose camid field holds the protocol's junk key (its camera, or for "self" its
+    image): what the ranked-list drawings, which skip same-identity same-camid items, need to follow it."""
+    from reidkit.metrics.rank import RANK_PROTOCOLS
+
+    query, gallery = list(query), list(gallery)
+    q_keys, g_keys = RANK_PROTOCOLS.get(protocol).junk_keys(
+        np.asarray([s[2] for s in query]), np.asarray([s[2] for s in gallery]),
+        [str(s[0]) for s in query], [str(s[0]) for s in gallery])
+    return ([(s[0], s[1], int(k), *s[3:]) for s, k in zip(query, q_keys)],
+            [(s[0], s[1], int(k), *s[3:]) for s, k in zip(gallery, g_keys)])
 
 
 def evaluate(

@@ -1,8 +1,10 @@
 """Trainer hooks (fast-reid style): each hook gets `before_train`, `before_epoch`, `before_step`, `after_step`,
 `after_epoch`, `after_train` and `on_interrupt` calls and sees the trainer as `self.trainer`.
 
-Default order (see engine.launch): LRSchedulerHook, EvalHook, LoggerHook, CheckpointHook, so that an epoch's
-record holds its evaluation and the checkpoint holds the stepped scheduler and the metrics.
+Order in engine.launch: LRSchedulerHook, CheckpointHook, EvalHook(final=False), LoggerHook: the checkpoint
+holds the stepped scheduler and is on disk before an evaluation can fail (a failed evaluation never costs the
+epoch's weights), and an epoch's record holds its evaluation. The final evaluation runs after training
+(engine.launch), so that a resume can redo just that; LoggerHook.record_evaluation adds it to the history.
 """
 from __future__ import annotations
 
@@ -24,6 +26,9 @@ from reidkit.utils.io import atomic_open, atomic_write_text
 
 if TYPE_CHECKING:
     from reidkit.engine.trainer import Trainer
+
+# TensorBoard tag groups of LoggerHook: train_iter/* per logged step, train_epoch/* and eval/* per epoch.
+ITER_TAG, EPOCH_TAG, EVAL_TAG = "train_iter", "train_epoch", "eval"
 
 
 class HookBase:
@@ -62,18 +67,19 @@ class LRSchedulerHook(HookBase):
 
 
 class EvalHook(HookBase):
-    """Evaluates on rank 0 every `period` epochs and after the last one; the others wait.
+    """Evaluates on rank 0 every `period` epochs and after the last one (final=False: not after the last one,
+    which the caller evaluates after training); the others wait.
 
     `evaluate` takes the (unwrapped) model and returns a flat {name: value} mapping, stored in
     trainer.epoch_metrics (this epoch's record) and trainer.latest_metrics.
     """
 
-    def __init__(self, evaluate: Callable[[Any], Mapping[str, float]], period: int) -> None:
-        self.evaluate, self.period = evaluate, period
+    def __init__(self, evaluate: Callable[[Any], Mapping[str, float]], period: int, *, final: bool = True) -> None:
+        self.evaluate, self.period, self.final = evaluate, period, final
 
     def after_epoch(self) -> None:
         t = self.trainer
-        if not should_run(self.period, t.epoch + 1, t.epochs):
+        if not should_run(self.period, t.epoch + 1, t.epochs) or (t.epoch + 1 == t.epochs and not self.final):
             return
         if t.stop_signal is not None and t.epoch + 1 < t.epochs:
             return  # stopping: evaluate after resuming rather than delay the exit
@@ -150,8 +156,10 @@ class LoggerHook(HookBase):
                                  img_s=f"{speed:.1f}", refresh=False)
             self.bar.update(t.iter - self.bar.n)
         if self.writer is not None:
-            self.writer.add_scalar("train/loss", out.loss, t.global_step)
-            self.writer.add_scalar("train/images_per_sec", speed, t.global_step)
+            # Per-iteration points (x: global step) under train_iter/, per-epoch ones under train_epoch/ and
+            # eval/ (x: epoch): one tag with two x axes draws a meaningless line.
+            self.writer.add_scalar(f"{ITER_TAG}/loss", out.loss, t.global_step)
+            self.writer.add_scalar(f"{ITER_TAG}/images_per_sec", speed, t.global_step)
 
     def after_epoch(self) -> None:
         t = self.trainer
@@ -171,7 +179,7 @@ class LoggerHook(HookBase):
         if self.writer is not None:
             for key, value in record.items():
                 if key != "epoch" and isinstance(value, (int, float)):
-                    group = "eval" if key in t.epoch_metrics else "train"
+                    group = EVAL_TAG if key in t.epoch_metrics else EPOCH_TAG
                     self.writer.add_scalar(f"{group}/{key}", value, t.epoch + 1)
             self.writer.flush()
         self.print(
@@ -192,6 +200,23 @@ class LoggerHook(HookBase):
 
     def after_train(self) -> None:
         self._close()
+
+    def record_evaluation(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        """Add an evaluation made after training (the final one) to epoch `epoch`'s record, and to TensorBoard."""
+        record = next((r for r in self.history if r.get("epoch") == epoch), None)
+        if record is None:  # its training record was lost with an earlier process
+            record = {"epoch": epoch}
+            self.history.append(record)
+        record.update(metrics)
+        _write_jsonl(self.history_path, self.history)
+        if self.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir=str(self.run_dir / "tensorboard"))
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    writer.add_scalar(f"{EVAL_TAG}/{key}", value, epoch)
+            writer.close()
 
     def state_dict(self) -> dict[str, Any]:
         return {"sums": dict(self.sums), "steps": self.steps, "images": self.images, "elapsed": self.elapsed}

@@ -9,8 +9,9 @@ per epoch. The spec's schedules (top-db-net.md section 7), with ep = epoch index
 """
 from __future__ import annotations
 
+import copy
 import math
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -141,3 +142,56 @@ def build_scheduler(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-epoch LambdaLR: step it once at the end of every epoch."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=schedule_factor(cfg, epochs))
+
+
+# ------------------------------------------------------------------------------------- settings on resume
+
+
+def _plain(value: object) -> object:
+    """Tuples as lists (a state dict round trip may turn one into the other), for comparisons."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def schedule_settings(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR) -> dict:
+    """The settings of a freshly built optimizer and schedule (per group hyper-parameters, initial LRs, the
+    factor functions), to put back with apply_settings after a checkpoint's state was loaded over them."""
+    return copy.deepcopy({
+        "groups": [{k: v for k, v in g.items() if k not in ("params", "lr")} for g in optimizer.param_groups],
+        "base_lrs": list(scheduler.base_lrs),
+        "factors": list(scheduler.lr_lambdas),
+    })
+
+
+def _differs(settings: Mapping, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR) -> bool:
+    groups = [{k: _plain(v) for k, v in g.items() if k not in ("params", "lr")} for g in optimizer.param_groups]
+    factors = [(type(f), _plain(vars(f))) for f in scheduler.lr_lambdas]
+    return (groups != [{k: _plain(v) for k, v in g.items()} for g in settings["groups"]]
+            or list(scheduler.base_lrs) != settings["base_lrs"]
+            or factors != [(type(f), _plain(vars(f))) for f in settings["factors"]])
+
+
+def apply_settings(settings: Mapping, optimizer: torch.optim.Optimizer,
+                   scheduler: torch.optim.lr_scheduler.LambdaLR) -> bool:
+    """Put `settings` (schedule_settings of the config's optimizer and schedule) in place of the ones a
+    checkpoint's state brought along, keeping that state (moments, step counts, the schedule's epoch); the
+    LR becomes the new schedule's at that epoch. False, and nothing touched, when they are the same.
+
+    Raises ConfigError when the checkpoint's optimizer is another kind (its state does not carry over)."""
+    if [sorted(g) for g in settings["groups"]] != [sorted(k for k in g if k not in ("params", "lr"))
+                                                   for g in optimizer.param_groups]:
+        raise ConfigError("optim.name: the checkpoint's optimizer state is of another optimizer, and does not carry "
+                          "over; resume with the run's optim.name, or start a new run from its weights "
+                          "(model.weights=CHECKPOINT)")
+    if not _differs(settings, optimizer, scheduler):
+        return False
+    fresh = copy.deepcopy(settings)
+    scheduler.base_lrs = fresh["base_lrs"]
+    scheduler.lr_lambdas = fresh["factors"]
+    lrs = [base * factor(scheduler.last_epoch) for base, factor in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
+    for group, values, lr in zip(optimizer.param_groups, fresh["groups"], lrs):
+        group.update(values)
+        group["lr"] = lr
+    scheduler._last_lr = lrs  # what get_last_lr() reports
+    return True

@@ -12,9 +12,14 @@ criterion's "attributes"; image criteria name none), backward; every
 `accumulate_steps` batches: gradient clipping, optimizer step. SIGINT/SIGTERM finish the current optimizer step,
 save a resumable checkpoint (hooks' on_interrupt) and raise TrainingInterrupted.
 
-Resuming is exact on CPU with data.workers=0: the checkpoint holds the global RNG states (of every process), the
-train loader's generator and, when saved mid-epoch, the RNG states of the epoch start, so the epoch's batches are
-drawn again and the first `iteration` of them skipped.
+Resuming is exact (bit-identical weights and losses to an uninterrupted run) on CPU, with any data.workers: the
+checkpoint holds the global RNG states (of every process), the train loader's generator and, when saved mid-epoch,
+the RNG states of the epoch start, so the epoch's batches are drawn again and the first `iteration` of them
+skipped; reidkit's train loaders seed every sample's augmentation from (seed, rank, epoch, position)
+(data.loaders.SeededSampler), so fresh workers draw what the old ones drew. It is not exact when the number of
+processes changes (a warning says so), with a loader of one's own whose workers draw from their own random state,
+or after settings were changed on resume; on CUDA it is not guaranteed (reidkit sets cudnn.benchmark, and some
+kernels are not deterministic, as PyTorch's reproducibility notes say).
 """
 from __future__ import annotations
 

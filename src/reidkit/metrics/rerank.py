@@ -32,12 +32,17 @@ torchreid run on distance matrices computed by other code; it agrees to ~1e-6 on
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
 from reidkit.metrics._checks import MetricInputError, as_matrix, positive_int, to_numpy
+
+
+class CollapsedDistancesError(MetricInputError):
+    """An item is at distance 0 from every item (all features equal): there is nothing to re-rank."""
 
 # `re_ranking` runs on numpy and scipy alone: torch (~0.6 GB of resident memory for its libraries) is imported
 # by `re_ranking_from_features` only, which computes the distances with it.
@@ -179,7 +184,7 @@ def _normalised_blocks(source, block_rows: int) -> Iterator[tuple[int, np.ndarra
                    getattr(source, "dtype", None) == np.float16 else ""))
         if np.any(peak <= 0):
             bad = start + int(np.flatnonzero(peak <= 0)[0])
-            raise MetricInputError(
+            raise CollapsedDistancesError(
                 f"item {bad} has no positive distance to any item: torchreid divides each column by its maximum, "
                 "which must be > 0 (all-identical features, or similarities passed instead of distances?)")
         # torchreid: `1. * original_dist / np.max(original_dist, axis=0)`, a float32 division
@@ -266,25 +271,31 @@ def _re_rank(source, k1: int, k2: int, lambda_value: float, block_rows: int | No
     num_all = nq + ng
     if nq == 0 or ng == 0:
         raise MetricInputError(f"re-ranking needs at least one query and one gallery item, got {nq} and {ng}")
+    if k1 >= ng:
+        warnings.warn(f"re-ranking k1={k1} is not below the gallery size ({ng}): the k-reciprocal sets hold (nearly) "
+                      "every item and re-ranking changes little; use a smaller k1", stacklevel=3)
     k_full = min(k1 + 1, num_all)
     k_half = min(int(np.around(k1 / 2.0)) + 1, num_all)
     k_qe = min(k2, num_all)
+    # neighbour lists long enough for both the k-reciprocal sets (k1 + 1) and the expansion (k2 > k1 + 1 is
+    # allowed: torchreid then averages over the k2 nearest, not over k1 + 1 of them divided by k2)
+    k_store = max(k_full, k_qe)
     n_block = positive_int("block_rows", block_rows) if block_rows is not None else \
         max(1, source.block_bytes // (4 * num_all))
 
     # pass over original_dist: neighbour lists, row maxima, and the query x gallery part (kept in `out`)
     out = np.empty((nq, ng), np.float32)
-    neighbours = np.empty((num_all, k_full), np.int64)
+    neighbours = np.empty((num_all, k_store), np.int64)
     peaks = np.empty(num_all, np.float32)
     for start, block, peak in _normalised_blocks(source, n_block):
         stop = start + len(block)
-        neighbours[start:stop] = _nearest(block, k_full)
+        neighbours[start:stop] = _nearest(block, k_store)
         peaks[start:stop] = peak
         if start < nq:
             out[start:min(stop, nq)] = block[: min(stop, nq) - start, nq:]
         del block
 
-    reciprocal = _reciprocal(neighbours, num_all)
+    reciprocal = _reciprocal(neighbours[:, :k_full], num_all)
     half = _reciprocal(neighbours[:, :k_half], num_all)
     half_size = np.diff(half.indptr)
     # |R(i) & H(c)| for every candidate c in R(i); torchreid: `len(intersect1d) > 2. / 3 * len(H(c))`

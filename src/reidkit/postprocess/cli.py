@@ -8,11 +8,13 @@ features, e.g. VeRi or the AICity validation split) the mAP / R1 of every stage 
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from reidkit.config import FRACTION, NON_NEGATIVE, POSITIVE, Check, in_range
 from reidkit.data.vehicle.common import read_name_list, read_track_file
 from reidkit.errors import ReidkitError
 from reidkit.postprocess.cameras import PenaltyWeights
@@ -21,6 +23,7 @@ from reidkit.postprocess.evaluation import StageScore, format_table, score_dista
 from reidkit.postprocess.feature_files import load_arrays, load_features
 from reidkit.postprocess.rerank import RerankParams
 from reidkit.postprocess.submission import SUBMISSION_TOPK, write_submission
+from reidkit.utils.paths import refuse_overlap
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +60,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--k1", type=int, default=r.k1)
     group.add_argument("--k2", type=int, default=r.k2)
     group.add_argument("--lambda-value", type=float, default=r.lambda_value)
+
+
+# The bounds of every number the command takes (argparse checks only the type), checked before any file is read.
+NUMBER_BOUNDS: dict[str, Check] = {
+    "topk": in_range(1), "qe_eps": POSITIVE, "qe_min_samples": in_range(1), "min_area": NON_NEGATIVE,
+    "track_weight": NON_NEGATIVE, "cam_eps": POSITIVE, "cam_min_samples": in_range(1),
+    "same_camera_penalty": NON_NEGATIVE, "direction_penalty": NON_NEGATIVE, "direction_threshold": in_range(-1, 1),
+    "cam_cluster_penalty": NON_NEGATIVE, "suppression_steps": NON_NEGATIVE, "k1": in_range(1), "k2": in_range(1),
+    "lambda_value": FRACTION,
+}
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Each number within its bounds (NUMBER_BOUNDS), else a ReidkitError naming the option."""
+    for name, check in NUMBER_BOUNDS.items():
+        value = getattr(args, name)
+        problem = "a finite number" if not math.isfinite(value) else check(value)
+        if problem:
+            raise ReidkitError(f"--{name.replace('_', '-')} {value}: expected {problem}")
 
 
 def params_from_args(args: argparse.Namespace) -> ChainParams:
@@ -99,6 +121,10 @@ def inputs_from_args(args: argparse.Namespace, feats: dict[str, np.ndarray]) -> 
         raise ReidkitError("give --camera-predictions or --cameras-from-features, not both")
     if args.camera_predictions is not None:
         preds = load_arrays(args.camera_predictions, ("query_cam", "gallery_cam"))
+        for side in ("query", "gallery"):
+            if len(preds[f"{side}_cam"]) != len(feats[f"{side}_f"]):
+                raise ReidkitError(f"{args.camera_predictions}: {len(preds[f'{side}_cam'])} {side}_cam entries, "
+                                   f"{args.features} has {len(feats[f'{side}_f'])} {side} rows")
         query_cam, gallery_cam = preds["query_cam"], preds["gallery_cam"]
     elif args.cameras_from_features:
         if "query_cam" not in feats or "gallery_cam" not in feats:
@@ -114,7 +140,17 @@ def inputs_from_args(args: argparse.Namespace, feats: dict[str, np.ndarray]) -> 
         raise ReidkitError(str(exc)) from None
 
 
+def refuse_output_onto_inputs(args: argparse.Namespace) -> None:
+    """-o naming one of the input files would destroy it: refused before any work."""
+    inputs = {"feature file": args.features, "--tracks file": args.tracks, "--gallery-names file": args.gallery_names,
+              "--camera-predictions file": args.camera_predictions, "--camera-features file": args.camera_features,
+              "--direction-features file": args.direction_features}
+    refuse_overlap(args.output, inputs, flag="-o")
+
+
 def run_aicity_postprocess(args: argparse.Namespace) -> int:
+    check_numbers(args)
+    refuse_output_onto_inputs(args)
     feats = load_features(args.features)
     inputs = inputs_from_args(args, feats)
     labels = ("query_label", "gallery_label", "query_cam", "gallery_cam")

@@ -57,24 +57,11 @@ def load_arrays(path: str | os.PathLike, required: tuple[str, ...] = REQUIRED_KE
     _check_suffix(path)
     if not path.is_file():
         raise ReidkitError(f"file {path} does not exist")
-    if path.suffix == ".mat":
-        import scipy.io
-
-        raw = {k: v for k, v in scipy.io.loadmat(str(path)).items() if not k.startswith("__")}
-    else:
-        with np.load(path, allow_pickle=False) as npz:
-            raw = dict(npz)
+    raw = _read_arrays(path)
     missing = [k for k in required if k not in raw]
     if missing:
         raise ReidkitError(f"{path}: missing {', '.join(missing)} (has {', '.join(sorted(raw)) or 'nothing'})")
-    out: dict[str, np.ndarray] = {}
-    for key, value in raw.items():
-        if key.endswith("_f"):
-            out[key] = np.asarray(value, dtype=np.float32).reshape(len(value), -1)
-        elif key in NAME_KEYS:
-            out[key] = np.asarray([str(s).strip() for s in value])  # .mat pads strings to equal length
-        else:
-            out[key] = np.asarray(value).reshape(-1)
+    out = {key: _checked_array(path, key, value) for key, value in raw.items()}
     for side in ("query", "gallery"):
         rows = out.get(f"{side}_f")
         for key in [k for k in out if k.startswith(side + "_") and not k.endswith("_f")]:
@@ -82,6 +69,45 @@ def load_arrays(path: str | os.PathLike, required: tuple[str, ...] = REQUIRED_KE
             if len(out[key]) != expected:
                 raise ReidkitError(f"{path}: {key} has {len(out[key])} entries, {side}_f has {expected} rows")
     return out
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a .mat or .npz file; anything else (damaged, truncated, pickled objects, MATLAB v7.3 HDF5)
+    is a ReidkitError naming the file. Pickled arrays are never loaded."""
+    try:
+        if path.suffix == ".mat":
+            import scipy.io
+
+            return {k: v for k, v in scipy.io.loadmat(str(path)).items() if not k.startswith("__")}
+        with np.load(path, allow_pickle=False) as npz:
+            return dict(npz)
+    except Exception as exc:  # noqa: BLE001  (numpy and scipy raise a dozen types for a bad file)
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "pickle" in detail.lower():
+            detail = "it holds pickled Python objects, which are never loaded: a feature file holds arrays only"
+        raise ReidkitError(f"{path} is not a readable {path.suffix} feature file ({detail})") from None
+
+
+def _checked_array(path: Path, key: str, value: np.ndarray) -> np.ndarray:
+    """*_f: a [N, D] float32 matrix of finite numbers with N >= 1; names: str; the rest: 1-D number vectors
+    (labels and cameras integers)."""
+    if key in NAME_KEYS:
+        return np.asarray([str(s).strip() for s in np.ravel(value)])  # .mat pads strings to equal length
+    value = np.asarray(value)
+    if not (np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_):
+        raise ReidkitError(f"{path}: {key} must hold numbers, got {value.dtype} values")
+    if not key.endswith("_f"):
+        vector = value.reshape(-1)
+        if key.endswith(("_label", "_cam")) and not np.array_equal(vector, np.round(vector)):
+            raise ReidkitError(f"{path}: {key} must hold integer labels")
+        return vector
+    if value.ndim != 2 or value.shape[0] == 0 or value.shape[1] == 0:
+        raise ReidkitError(f"{path}: {key} must be a [N, D] matrix with N, D >= 1, got shape {value.shape}")
+    matrix = value.astype(np.float32)
+    bad = np.flatnonzero(~np.isfinite(matrix).all(axis=1))
+    if bad.size:
+        raise ReidkitError(f"{path}: {key} holds NaN or infinite values ({bad.size} rows, the first row {bad[0]})")
+    return matrix
 
 
 def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:

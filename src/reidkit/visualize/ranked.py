@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from reidkit.data.base import read_image
 from reidkit.errors import ConfigError, DatasetError
 from reidkit.utils.io import atomic_open
 from reidkit.visualize.activation import (
@@ -59,11 +60,8 @@ def image_path(item_path: str | Sequence[str]) -> str:
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except OSError as error:
-        raise DatasetError(f"cannot read image {str(path)!r}: {error}") from error
+    """RGB, as the loaders read it (16-bit grey scaled, not clipped; a bad or oversized file a DatasetError)."""
+    return read_image(path)
 
 
 @contextlib.contextmanager

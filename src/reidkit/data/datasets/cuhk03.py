@@ -19,6 +19,7 @@ from PIL import Image
 
 from reidkit.data.base import DATASETS, ImageDataset, Sample, find_dataset_dir
 from reidkit.errors import DatasetError
+from reidkit.utils.io import honour_umask
 
 IMAGE_TYPES = ("labeled", "detected")
 MAT_FILE = "cuhk03_release/cuhk-03.mat"
@@ -109,6 +110,7 @@ def extract_images(mat_path: Path, image_type: str, out_dir: Path) -> Path:
         return out_dir
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    honour_umask(tmp, directory=True)  # it becomes the images folder
     try:
         if _read_images(mat_path, image_type, tmp) == 0:
             raise DatasetError(f"{mat_path}: the {image_type} cells hold no images")

@@ -72,6 +72,7 @@ class SyntheticMarket1501(Market1501):
     """Drawn people (reidkit.data.synthetic), generated under root on first use, read as Market-1501."""
 
     display_name = "synthetic Market-1501"
+    option_targets = (generate_market_dataset,)
 
     def __init__(self, root: str | os.PathLike, *, verify_images: bool = False, skip_bad_images: bool = False,
                  **generator_options: object) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reidkit.data.base import DATASETS, ImageDataset, Sample, find_dataset_dir
+from reidkit.data.base import DATASETS, ImageDataset, Sample, find_dataset_dir, read_text_file
 from reidkit.errors import DatasetError
 
 LISTS = ("list_train.txt", "list_query.txt", "list_gallery.txt")
@@ -20,7 +20,7 @@ LAYOUT = f"""  <root>/MSMT17_V1/  (or MSMT17_V2, msmt17/MSMT17_V1, or <root> its
 def read_list(list_path: Path, image_dir: Path) -> list[Sample]:
     """Samples of one list file; the camera is the third field of the file name (1-based)."""
     samples = []
-    for number, line in enumerate(list_path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text_file(list_path, "list file").splitlines(), start=1):
         if not line.strip():
             continue
         fields = line.split()

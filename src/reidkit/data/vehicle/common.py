@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from reidkit.data.base import ImageDataset, Sample
+from reidkit.data.base import ImageDataset, Sample, read_text_file
 from reidkit.errors import DatasetError
 
 # VeRi and the synthetic vehicles: 0001_c001_00016450_0.jpg (vehicle id, 'c' + 1-based camera, frame, index).
@@ -20,7 +20,7 @@ def read_name_list(path: Path) -> list[str]:
     """One image name per line (blank lines ignored)."""
     if not path.is_file():
         raise DatasetError(f"name list {path} does not exist")
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in read_text_file(path, "name list").splitlines() if line.strip()]
 
 
 def listed_images(folder: Path, names: Sequence[str]) -> list[Path]:
@@ -58,7 +58,7 @@ def read_track_file(path: str | os.PathLike, gallery_names: Sequence[str]) -> li
     index = {Path(name).name: i for i, name in enumerate(gallery_names)}
     owner: dict[int, int] = {}
     tracks: list[np.ndarray] = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text_file(path, "track file").splitlines(), start=1):
         tokens = line.split()
         if tokens and tokens[0] not in index:
             tokens = tokens[1:]  # track key (VeRi)

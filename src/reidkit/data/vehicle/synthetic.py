@@ -259,6 +259,23 @@ def _generate(base: Path, cfg: SyntheticVehicleConfig) -> None:
     (base / META_FILE).write_text(json.dumps({"config": asdict(cfg), "images": writer.meta}, indent=1))
 
 
+def _holds_vehicles(root: Path, config: SyntheticVehicleConfig) -> bool:
+    """True when `root` holds the synthetic vehicles of `config`; False without META_FILE there. Vehicles of
+    another config are refused, never replaced (another run may be reading them)."""
+    meta = root / META_FILE
+    if not meta.is_file():
+        return False
+    try:
+        existing = json.loads(meta.read_text(encoding="utf-8"))["config"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DatasetError(f"{meta} is unreadable ({error}): delete {root} to regenerate it") from None
+    if existing != asdict(config):
+        raise DatasetError(f"{root} holds synthetic vehicles made with {existing}, not {asdict(config)}; they are "
+                           "not replaced, since another run may be using them: use another root, or delete that "
+                           "folder to regenerate it")
+    return True
+
+
 def make_synthetic_vehicles(root: str | os.PathLike, config: SyntheticVehicleConfig = SyntheticVehicleConfig()
                             ) -> Path:
     """Generate the dataset into `root` (a VeRi-layout folder) unless it is already there with this config.
@@ -266,12 +283,7 @@ def make_synthetic_vehicles(root: str | os.PathLike, config: SyntheticVehicleCon
     Generation happens in a temporary folder renamed into place, so an interrupted run leaves nothing behind.
     """
     root = Path(root)
-    meta = root / META_FILE
-    if meta.is_file():
-        existing = json.loads(meta.read_text())["config"]
-        if existing != asdict(config):
-            raise DatasetError(f"{root} holds synthetic vehicles made with {existing}, not {asdict(config)}; "
-                               "use another root or delete that folder")
+    if _holds_vehicles(root, config):
         return root
     if root.exists() and any(root.iterdir()):
         raise DatasetError(f"{root} exists and is not a synthetic vehicle dataset (no {META_FILE}); "
@@ -280,9 +292,11 @@ def make_synthetic_vehicles(root: str | os.PathLike, config: SyntheticVehicleCon
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
     try:
         _generate(tmp / "data", config)
-        if root.exists():
-            root.rmdir()
-        os.replace(tmp / "data", root)
+        try:
+            os.rename(tmp / "data", root)  # replaces an empty folder only
+        except OSError:
+            if not _holds_vehicles(root, config):  # a concurrent call made them first: fine if the same
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
@@ -300,6 +314,8 @@ def read_meta(root: str | os.PathLike) -> dict[str, dict]:
 class SyntheticVehicles(VehicleDataset):
     """Generated on first use into <root>/synthetic_vehicles (options: the SyntheticVehicleConfig fields),
     then read like VeRi-776, tracks included."""
+
+    option_targets = (SyntheticVehicleConfig,)
 
     def __init__(self, root: str | os.PathLike, **options: object) -> None:
         fields = {f.name for f in dataclasses.fields(SyntheticVehicleConfig)}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reidkit.data.base import DATASETS, Sample, find_dataset_dir
+from reidkit.data.base import DATASETS, Sample, find_dataset_dir, read_text_file
 from reidkit.data.vehicle.common import VehicleDataset, listed_images
 from reidkit.errors import DatasetError
 
@@ -30,7 +30,7 @@ def read_split_list(path: Path, image_dir: Path) -> list[Sample]:
     if not path.is_file():
         raise DatasetError(f"VehicleID split list {path} does not exist")
     names, pids = [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text_file(path, "VehicleID split list").splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split()

@@ -56,7 +56,7 @@ class VideoDataset(ImageDataset):
             if len(labels[subset]) != len(subsets[subset]):
                 raise ValueError(f"{name}: {len(labels[subset])} attribute entries for {len(subsets[subset])} "
                                  f"{subset} tracklets; expected one per tracklet")
-        if verify_images:
+        if verify_images or skip_bad_images:  # skipping needs to know which frames are bad
             subsets = drop_unreadable_frames(subsets, skip_bad_images)
         # Tracklets left without frames go, with their attribute rows (kept aligned with the tracklet lists).
         for subset in SUBSETS:

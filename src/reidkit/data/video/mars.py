@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from reidkit.data.base import DATASETS, find_dataset_dir
+from reidkit.data.base import DATASETS, find_dataset_dir, read_text_file
 from reidkit.data.video.attributes import (MARS_ATTRIBUTES, Labels, TrackletKey, lookup_attributes,
                                            read_attribute_csv, tracklet_key)
 from reidkit.data.video.base import Tracklet, VideoDataset
@@ -36,7 +36,7 @@ LAYOUT = """  <root>/bbox_train/0001/0001C1T0001F001.jpg, <root>/bbox_test/...
 
 
 def read_names(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [line.strip() for line in read_text_file(path, "name list").splitlines() if line.strip()]
 
 
 def load_mat_array(path: Path, key: str) -> np.ndarray:

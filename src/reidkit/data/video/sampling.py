@@ -20,6 +20,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from reidkit.data.base import read_image
+from reidkit.data.loaders import seeded_train_loader
 from reidkit.data.samplers import RandomIdentitySampler
 from reidkit.data.transforms import build_transforms
 from reidkit.data.video.attributes import AttributeSchema, Labels
@@ -166,11 +167,9 @@ def build_video_train_loader(dataset: VideoDataset, *, height: int, width: int, 
     transform = ClipTransform(build_transforms(height, width, train=True, recipe=recipe), per_frame)
     clips = VideoClipDataset(dataset.train, transform, seq_len, attributes=dataset.attributes["train"],
                              schema=dataset.attribute_schema)
-    # Seeds the clip starts and augmentations (per worker); ranks differ so their draws do too.
-    generator = torch.Generator().manual_seed(seed * 1000 + rank)
-    return DataLoader(clips, batch_size=sampler.batch_size_per_process, sampler=sampler, drop_last=True,
-                      num_workers=workers, generator=generator, pin_memory=torch.cuda.is_available(),
-                      persistent_workers=workers > 0)
+    # Clip starts and augmentations seeded per (seed, rank, epoch, position): the same for any `workers`.
+    return seeded_train_loader(clips, sampler, seed=seed * 1000 + rank, batch_size=sampler.batch_size_per_process,
+                               workers=workers)
 
 
 def build_video_test_loader(dataset: VideoDataset, subset: str, *, height: int, width: int, batch_size: int,

@@ -29,11 +29,11 @@ import scipy.io
 from PIL import Image
 
 from reidkit.data.base import DATASETS
-from reidkit.data.synthetic import MANIFEST, Camera, Identity, _move_into_place, _read_manifest, draw_person
+from reidkit.data.synthetic import MANIFEST, Camera, Identity, _move_into_place, draw_person, reuse_generated
 from reidkit.data.video.attributes import MARS_ATTRIBUTES
 from reidkit.data.video.mars import Mars
-from reidkit.errors import ConfigError, DatasetError
-from reidkit.utils.io import atomic_write_json, atomic_write_text
+from reidkit.errors import ConfigError
+from reidkit.utils.io import atomic_write_json, atomic_write_text, honour_umask
 
 FOLDER = "MARS"
 GENERATOR_VERSION = 1
@@ -220,20 +220,16 @@ def _write(folder: Path, cfg: SyntheticVideoConfig) -> dict[str, int]:
 
 def generate_video_dataset(root: str | os.PathLike, **options: object) -> Path:
     """Write `<root>/MARS/` (options: SyntheticVideoConfig fields) and return it; a second call with the same
-    options does nothing. A folder holding other options is replaced only if this function wrote it."""
+    options does nothing. A folder there holding other options (or not generated) is refused, never replaced."""
     cfg = SyntheticVideoConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})  # type: ignore[arg-type]
     params = {"version": GENERATOR_VERSION, **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}
     root = Path(root).expanduser()
     target = root / FOLDER
-    if target.exists():
-        old = _read_manifest(target)
-        if old is None:
-            raise DatasetError(f"{target} exists and was not written by reidkit's synthetic video generator (no "
-                               f"{MANIFEST}); refusing to overwrite it: choose another root")
-        if old.get("params") == params:
-            return target
+    if reuse_generated(target, params, "reidkit's synthetic video generator"):
+        return target
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{FOLDER}.tmp-"))
+    honour_umask(tmp, directory=True)  # it becomes the dataset folder
     try:
         counts = _write(tmp, cfg)
         atomic_write_json(tmp / MANIFEST, {"params": params, "counts": counts})
@@ -248,6 +244,7 @@ class SyntheticVideo(Mars):
     """Synthetic tracklets generated under root on first use (options: SyntheticVideoConfig), read as MARS."""
 
     display_name = "synthetic video (MARS layout)"
+    option_targets = (SyntheticVideoConfig,)
 
     def __init__(self, root: str | os.PathLike, *, verify_images: bool = False, skip_bad_images: bool = False,
                  **generator_options: object) -> None:
