@@ -1,4 +1,4 @@
-"""Ablation of the AICity 2020 vehicle pipeline (spec vehicle-aicity.md, issue 8) on synthetic vehicles.
+"""Ablation of the AICity 2020 vehicle pipeline (docs/specs/vehicle-aicity.md, issue 8) on synthetic vehicles.
 
 Run by hand (about 10 CPU minutes on one thread with the defaults):
 
@@ -11,7 +11,8 @@ Every step goes through the command a user runs, so the benchmark also checks th
 2. `reidkit extract` of the query and gallery: model A plain, model A with flip + multi-scale TTA, and A + B
    fused with TTA (the chain's input);
 3. the post-processing chain on the fused features, stage by stage (cumulative, as the reference's ablation),
-   and the full chain without each step (leave-one-out), scored with the Market-style protocol (spec 5);
+   and the full chain without each step (leave-one-out), scored with the Market-style protocol
+   (docs/specs/vehicle-aicity.md section 5);
 4. `reidkit postprocess ... --evaluate -o submission.txt`: the submission file, read back and checked.
 
 The synthetic gallery has known cameras (VeRi layout), used as the "predicted" cameras
@@ -80,7 +81,7 @@ def extract(weights: list[Path], root: Path, output: Path, scales: list[float], 
 def chain_inputs(features: Path, tracks: Path):
     """Feature file -> (ChainInputs, ChainParams, labels), through the parser of `reidkit postprocess`."""
     from reidkit.postprocess.cli import add_arguments, inputs_from_args, params_from_args
-    from reidkit.postprocess.feature_files import load_features
+    from reidkit.features.files import load_features
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -34,8 +34,8 @@ from reidkit.engine.launch import (
     train,
     with_data_model_options,
 )
+from reidkit.engine.targets import tracklet_attribute_accuracy
 from reidkit.models import load_weights
-from reidkit.models.asta import attribute_metrics
 
 CONFIG = "configs/video/asta_aitl_synthetic.yaml"
 
@@ -88,7 +88,7 @@ def training_fit(run_dir: Path, checkpoint: Path) -> dict[str, float]:
     load_weights(model, checkpoint)
     loader = build_video_test_loader(dataset, "train", height=cfg.data.height, width=cfg.data.width,
                                      batch_size=cfg.test.batch_size, seq_len=cfg.data.seq_len, recipe=cfg.data.recipe)
-    return attribute_metrics(model, {"train": loader}, dataset)
+    return tracklet_attribute_accuracy(model, {"train": loader}, dataset)
 
 
 def chance_accuracy(dataset: Any, metrics: Mapping[str, float]) -> float:

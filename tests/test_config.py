@@ -62,6 +62,30 @@ def test_bad_overrides_name_the_key(override, message):
         load_config("configs/top_db_net/market1501.yaml", [override])
 
 
+@pytest.mark.parametrize("key, registry", [
+    ("optim.name", "reidkit.engine.optim:OPTIMIZERS"), ("schedule.name", "reidkit.engine.optim:SCHEDULES"),
+    ("data.sampler", "reidkit.data.samplers:SAMPLERS"), ("train.amp", "reidkit.utils.amp:AMP_MODES"),
+    ("loss.metric", "reidkit.losses.miners:METRICS"), ("test.metric", "reidkit.metrics.distance:METRICS"),
+])
+def test_name_fields_accept_exactly_their_registry(key, registry):
+    import importlib
+
+    module, attribute = registry.split(":")
+    names = getattr(importlib.import_module(module), attribute).names()
+    for name in names:
+        assert getattr(getattr(load_config(None, [f"{key}={name}"]), key.split(".")[0]), key.split(".")[1]) == name
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [f"{key}=nonesuch"])
+    assert f"{key}='nonesuch': expected one of {', '.join(map(repr, names))}" in str(error.value)
+
+
+def test_balanced_sampler_takes_any_batch_size_identity_needs_p_x_k():
+    balanced = ["data.name=synthetic", "data.sampler=balanced", "train.batch_size=6", "data.num_instances=4"]
+    check_config(load_config(None, balanced))
+    with pytest.raises(ConfigError, match="train.batch_size=6 must be a multiple of data.num_instances=4"):
+        check_config(load_config(None, balanced[:1] + balanced[2:]))
+
+
 def test_bad_file_names_the_file_and_key(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("train:\n  epohcs: 3\n")

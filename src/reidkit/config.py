@@ -5,7 +5,7 @@
     save_config(cfg, "runs/x/config.yaml")
     print(format_defaults())      # every key, its default and its doc (`reidkit config --show-defaults`)
 
-The defaults are the Top-DB-Net Market-1501 recipe (spec top-db-net.md, sections 7-8). An unknown key or a
+The defaults are the Top-DB-Net Market-1501 recipe (docs/specs/top-db-net.md sections 7-8). An unknown key or a
 value of the wrong type raises ConfigError naming the file, the key, the value, what was expected and the
 closest valid key. Recipe paths such as `configs/top_db_net/market1501.yaml` resolve against the packaged
 configs when they are not found on disk.
@@ -19,9 +19,10 @@ import math
 import os
 import types
 import typing
+from importlib import import_module
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 import yaml
 
@@ -85,6 +86,26 @@ def each_value(check: Check) -> Check:
     return check_values
 
 
+def registered(registry: str) -> Check:
+    """A name of the registry at `registry` ("module:ATTRIBUTE"). The registries live beside what they build
+    (engine.optim, data.samplers, utils.amp), which import this module, so each is imported when a value is
+    checked rather than here; the error lists the registry's names."""
+    module, attribute = registry.split(":")
+
+    def check_name(value: Any) -> str | None:
+        names = getattr(import_module(module), attribute).names()
+        if value in names:
+            return None
+        return f"one of {', '.join(map(repr, names))}{_closest(value, names)}"
+
+    return check_name
+
+
+def or_empty(check: Check) -> Check:
+    """`check`, or the empty string (which stands for a default chosen elsewhere)."""
+    return lambda value: None if value == "" else check(value)
+
+
 def non_empty(value: Any) -> str | None:
     return "a non-empty string" if not value else None
 
@@ -132,9 +153,10 @@ class DataConfig:
     num_instances: int = opt(4, "images per identity in a training batch (K of P x K)", in_range(1))
     workers: int = opt(2, "data-loading worker processes per training process (0: load in the main process)",
                         NON_NEGATIVE)
-    sampler: Literal["identity", "balanced"] = opt(
-        "identity", "training sampler: identity (P x K identities per batch) or balanced (images drawn with "
-        "weight N / count(identity), the AICity vehicle recipe's option)"
+    sampler: str = opt(
+        "identity", "training sampler (reidkit.data.samplers.SAMPLERS): identity (P x K identities per batch) or "
+        "balanced (images drawn with weight N / count(identity), the AICity vehicle recipe's option)",
+        registered("reidkit.data.samplers:SAMPLERS"),
     )
     seq_len: int = opt(4, "video datasets: frames per training clip and per test chunk (T)", in_range(1))
     max_chunks: Optional[int] = opt(None, "video datasets: test chunks per tracklet, evenly spaced (null: all)",
@@ -161,7 +183,8 @@ class ModelConfig:
 class LossConfig:
     margin: float = opt(0.3, "triplet margin (hard-margin triplet)", NON_NEGATIVE)
     soft_margin: Optional[bool] = opt(None, "soft-margin triplet softplus(d_ap - d_an); null: the model's default")
-    metric: Literal["euclidean", "cosine"] = opt("euclidean", "triplet distance")
+    metric: str = opt("euclidean", "triplet distance (reidkit.losses.miners.METRICS)",
+                      registered("reidkit.losses.miners:METRICS"))
     label_smooth: float = opt(0.1, "cross-entropy label-smoothing epsilon (0: plain cross-entropy)",
                               in_range(0, 1, high_open=True))
     weights: dict = opt({}, "weight per 'stream/loss' term, e.g. {drop/triplet: 1.0}; unlisted terms weigh 1",
@@ -178,7 +201,8 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    name: Literal["adam", "adamw", "sgd"] = opt("adam", "optimizer")
+    name: str = opt("adam", "optimizer (reidkit.engine.optim.OPTIMIZERS): adam, adamw, sgd",
+                    registered("reidkit.engine.optim:OPTIMIZERS"))
     lr: float = opt(5e-4, "peak learning rate; the schedule multiplies it by a factor per epoch", POSITIVE)
     weight_decay: float = opt(5e-4, "weight decay (coupled L2 for adam and sgd, decoupled for adamw)", NON_NEGATIVE)
     betas: list[float] = opt([0.9, 0.999], "adam/adamw betas", each(in_range(0, 1, high_open=True), count=2))
@@ -192,10 +216,11 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    name: Literal["warmup_db", "bdb", "multistep", "cosine", "constant"] = opt(
+    name: str = opt(
         "warmup_db",
-        "LR schedule per epoch: warmup_db (Top-DB-Net), bdb (BDB: same shape, used with lr 1e-3), "
-        "multistep (+ linear warm-up), cosine (+ linear warm-up), constant",
+        "LR schedule per epoch (reidkit.engine.optim.SCHEDULES): warmup_db (Top-DB-Net), bdb (BDB: same shape, used "
+        "with lr 1e-3), multistep (+ linear warm-up), cosine (+ linear warm-up), constant",
+        registered("reidkit.engine.optim:SCHEDULES"),
     )
     milestones: list[int] = opt(
         [50, 200, 300], "warmup_db/bdb: [end of the 10-step warm-up, first decay, second decay]; multistep: decays",
@@ -215,8 +240,9 @@ class TrainConfig:
                            in_range(1))
     seed: int = opt(1, "random seed (python, numpy, torch, sampler)", in_range(0, MAX_SEED))
     device: str = opt("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N")
-    amp: Literal["none", "bf16", "fp16"] = opt(
-        "none", "mixed precision: bf16 autocast (CPU or CUDA), fp16 autocast with a grad scaler (CUDA only)"
+    amp: str = opt(
+        "none", "mixed precision (reidkit.utils.amp.AMP_MODES): none, bf16 autocast (CPU or CUDA), fp16 autocast "
+        "with a grad scaler (CUDA only)", registered("reidkit.utils.amp:AMP_MODES")
     )
     channels_last: bool = opt(False, "channels_last memory format for the model and its inputs")
     accumulate_steps: int = opt(1, "batches whose gradients are summed before each optimizer step", in_range(1))
@@ -232,10 +258,14 @@ class TestConfig:
     eval_period: int = opt(30, "evaluate every N epochs during training and after the last (0: only after the last)",
                             NON_NEGATIVE)
     rerank: bool = opt(True, "also report the metrics after k-reciprocal re-ranking")
-    metric: Literal["sqeuclidean", "euclidean", "cosine"] = opt("sqeuclidean", "query-gallery distance")
+    metric: str = opt("sqeuclidean", "query-gallery distance (reidkit.metrics.distance.METRICS)",
+                      registered("reidkit.metrics.distance:METRICS"))
     normalize: bool = opt(False, "L2-normalise the features before the distance")
     flip: bool = opt(False, "average the features of each image and its horizontal flip")
     max_rank: int = opt(50, "length of the CMC curve", in_range(1))
+    protocol: str = opt("", "evaluation protocol: market, cuhk03 (classic single-gallery-shot CMC), self (only the "
+                        "query image leaves its gallery); '' the dataset's own", or_empty(
+                            registered("reidkit.metrics.rank:RANK_PROTOCOLS")))
     k1: int = opt(20, "re-ranking k1: k-reciprocal neighbours (below the gallery size)", in_range(1))
     k2: int = opt(6, "re-ranking k2: neighbours averaged in the local query expansion (at most k1 + 1)", in_range(1))
     lambda_value: float = opt(0.3, "re-ranking weight of the original distance", FRACTION)
@@ -303,8 +333,6 @@ def _closest(name: str, candidates: Iterable[str]) -> str:
 
 def _type_name(tp: Any) -> str:
     origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
     if origin in (Union, types.UnionType):
         return " or ".join("null" if a is type(None) else _type_name(a) for a in args)
     if origin is list:
@@ -327,10 +355,6 @@ def _coerce(value: Any, tp: Any) -> Any:
             except (TypeError, ValueError):
                 continue
         raise TypeError
-    if origin is Literal:
-        if value not in args:
-            raise ValueError
-        return value
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise TypeError
@@ -366,10 +390,7 @@ def _check_value(key: str, value: Any, tp: Any, source: str, check: Check | None
     try:
         value = _coerce(value, tp)
     except (TypeError, ValueError):
-        hint = ""
-        if typing.get_origin(tp) is Literal and isinstance(value, str):
-            hint = _closest(value, typing.get_args(tp))
-        raise ConfigError(f"{source}: {key}={value!r}: expected {_type_name(tp)}{hint}") from None
+        raise ConfigError(f"{source}: {key}={value!r}: expected {_type_name(tp)}") from None
     problem = check(value) if check is not None and value is not None else None
     if problem:
         raise ConfigError(f"{source}: {key}={value!r}: expected {problem}")

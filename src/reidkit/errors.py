@@ -37,6 +37,10 @@ class CheckpointError(ReidkitError, ValueError):
     """A checkpoint cannot be read or does not fit the model."""
 
 
+class PostprocessInputError(ReidkitError, ValueError):
+    """Inputs of the post-processing chain (features, labels, tracks, distances) that do not fit together."""
+
+
 class RegistryError(ReidkitError, KeyError):
     """A name (model, dataset, loss, ...) is not registered."""
 

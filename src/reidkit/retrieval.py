@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 import faiss
 import numpy as np
 
 from reidkit.errors import ReidkitError
+from reidkit.features.files import read_feature_file
 from reidkit.metrics._checks import MetricInputError, positive_int, to_numpy
 from reidkit.utils.io import atomic_open
 
@@ -250,48 +250,3 @@ def _deserialize_checked(raw: np.ndarray, settings: GalleryIndex, refuse: Any) -
         raise refuse(f"it holds a {type(index).__name__} of dimension {index.d}, its settings say a "
                      f"{settings.kind} index ({expected.__name__}, inner product) of dimension {settings.dim}")
     return index
-
-
-def _as_names(value: Any) -> np.ndarray:
-    """Strings from npz unicode arrays, .mat cell arrays (each cell an array of one string) or lists."""
-    flat = np.asarray(value, dtype=object).reshape(-1)
-    return np.asarray([str(v.reshape(-1)[0] if isinstance(v, np.ndarray) else v).strip() for v in flat])
-
-
-def read_feature_file(path: str | os.PathLike, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(features [N, D] float32, names [N] or None) of a `reidkit extract` file.
-
-    Layouts: an image folder's .npz / .mat / .pt with `features` and `paths`; a dataset's .npz / .mat with
-    `query_f` / `gallery_f` and optionally `query_name` / `gallery_name`. key: the matrix to read (default
-    `features` if present, else `gallery_f`); its names are `paths` or `<side>_name`.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ReidkitError(f"feature file {path} does not exist")
-    if path.suffix == ".pt":
-        from reidkit.models.weights import torch_load
-
-        data = torch_load(path)  # tensors-only: a feature file never needs more
-        if not isinstance(data, dict):
-            raise ReidkitError(f"{path}: expected a dict with 'features' (a `reidkit extract` .pt file)")
-    elif path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as npz:
-            data = dict(npz)
-    elif path.suffix == ".mat":
-        import scipy.io
-
-        data = {k: v for k, v in scipy.io.loadmat(str(path)).items() if not k.startswith("__")}
-    else:
-        raise ReidkitError(f"feature file {path}: expected a name ending in .npz, .mat or .pt")
-    key = key or ("features" if "features" in data else "gallery_f")
-    if key not in data:
-        raise ReidkitError(f"{path}: no {key!r} matrix (has {', '.join(sorted(data)) or 'nothing'}); "
-                           "pass key= one of its feature matrices")
-    features = to_numpy(key, data[key])
-    if features.ndim != 2:
-        raise ReidkitError(f"{path}: {key} has shape {features.shape}; expected [N, D]")
-    name_key = "paths" if key == "features" else key[: -len("_f")] + "_name" if key.endswith("_f") else None
-    names = _as_names(data[name_key]) if name_key in data else None
-    if names is not None and len(names) != len(features):
-        raise ReidkitError(f"{path}: {name_key} has {len(names)} entries, {key} has {len(features)} rows")
-    return np.asarray(features, dtype=np.float32), names

@@ -1,9 +1,8 @@
-"""Builders of tiny replicas of the real dataset layouts, and a plain mAP for the synthetic-data checks."""
+"""Builders of tiny replicas of the real dataset layouts."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 
@@ -24,17 +23,3 @@ def make_bounding_box_layout(folder: Path, subsets: dict[str, list[str]]) -> Pat
         for name in names:
             write_image(folder / subset / name)
     return folder
-
-
-def mean_average_precision(query: np.ndarray, gallery: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray,
-                           q_cams: np.ndarray, g_cams: np.ndarray) -> float:
-    """Market protocol: same-pid same-camera gallery items are ignored, queries without a match skipped."""
-    distances = ((query[:, None, :] - gallery[None]) ** 2).sum(-1)
-    precisions = []
-    for i, row in enumerate(distances):
-        valid = ~((g_pids == q_pids[i]) & (g_cams == q_cams[i]))
-        matches = g_pids[valid][np.argsort(row[valid], kind="stable")] == q_pids[i]
-        if matches.any():
-            hit_ranks = np.flatnonzero(matches) + 1
-            precisions.append(np.mean(np.arange(1, len(hit_ranks) + 1) / hit_ranks))
-    return float(np.mean(precisions))

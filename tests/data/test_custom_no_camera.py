@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from data_replicas import write_image
+from oracles.rank import reference_self_protocol
 
 from reidkit.data import build_dataset
 from reidkit.engine.evaluator import Features, evaluate_features
@@ -73,23 +74,6 @@ def test_protocol_choice(tmp_path):
     with pytest.warns(UserWarning, match="market protocol would drop every match; evaluating with protocol 'self'"):
         assert build_dataset("custom", root=one_camera).eval_protocol == "self"
     assert build_dataset("custom", root=one_camera, protocol="market").eval_protocol == "market"
-
-
-def reference_self_protocol(dist, q_pids, g_pids, q_paths, g_paths, max_rank):
-    """Per query: drop the gallery item that is the query's own file, rank the rest by distance (stable), skip
-    queries without a match; CMC, mAP, mINP averaged over the valid queries."""
-    cmc, aps, inps = [], [], []
-    for i in range(len(q_pids)):
-        keep = [j for j in range(len(g_pids)) if g_paths[j] != q_paths[i]]
-        order = sorted(keep, key=lambda j: (dist[i, j], j))
-        matches = np.array([g_pids[j] == q_pids[i] for j in order])
-        if not matches.any():
-            continue
-        hits = np.flatnonzero(matches)
-        cmc.append((np.arange(max_rank) >= hits[0]).astype(float))
-        aps.append(np.mean(np.arange(1, len(hits) + 1) / (hits + 1)))
-        inps.append(len(hits) / (hits[-1] + 1))
-    return np.mean(cmc, axis=0), float(np.mean(aps)), float(np.mean(inps))
 
 
 def test_self_protocol_matches_the_reference():

@@ -1,4 +1,4 @@
-"""Train/test transforms of top-db-net.md section 7: Random2DTranslation, RandomErasing, Cutout, recipes."""
+"""Train/test transforms of docs/specs/top-db-net.md section 7: Random2DTranslation, RandomErasing, Cutout, recipes."""
 from __future__ import annotations
 
 import numpy as np

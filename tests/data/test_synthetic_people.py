@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from data_replicas import mean_average_precision
+from oracles.rank import mean_average_precision
 from PIL import Image
 
 from reidkit.data import build_dataset

@@ -117,6 +117,10 @@ def test_demo_runs_end_to_end_on_a_small_override(tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "untrained (random weights)" in out and "with re-ranking" in out and "report.html" in out
+    report = (tmp_path / "runs" / "demo" / "report.html").read_text()
+    assert "<td>untrained (random weights)</td>" in report  # the baseline the table printed, in percent too
+    untrained_row = next(line for line in out.splitlines() if line.startswith("untrained (random weights)"))
+    assert "".join(f"<td>{value}</td>" for value in untrained_row.split()[3:]) in report
     assert (tmp_path / "cache" / "synthetic_people" / "Market-1501-v15.09.15" / "query").is_dir()
     assert main(argv) == 0  # a second demo goes to a new folder, the first is kept
     assert (tmp_path / "runs" / "demo" / "checkpoints" / "last.pth").is_file()

@@ -9,7 +9,7 @@ from reidkit.errors import ConfigError
 
 
 def spec_warmup_db(ep: int) -> float:
-    """top-db-net.md section 7, ep = epoch index + 1."""
+    """docs/specs/top-db-net.md section 7, ep = epoch index + 1."""
     if ep < 50:
         return 1e-4 * (ep // 5 + 1) / 2
     return 5e-4 if ep < 200 else 5e-5 if ep < 300 else 5e-6

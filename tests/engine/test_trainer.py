@@ -6,21 +6,22 @@ import torch
 
 from reidkit.config import OptimConfig, ScheduleConfig
 from reidkit.engine.checkpoint import load_checkpoint, save_checkpoint, seed_everything
-from reidkit.engine.hooks import CheckpointHook, EvalHook, HookBase, LoggerHook, LRSchedulerHook
+from reidkit.engine.hooks import CheckpointHook, EvalHook, FixBaseHook, LoggerHook, LRSchedulerHook
 from reidkit.engine.optim import build_optimizer, build_scheduler
-from reidkit.engine.trainer import Trainer, TrainingInterrupted
+from reidkit.engine.trainer import HookBase, Trainer, TrainingInterrupted
 from reidkit.errors import ConfigError
 from reidkit.losses import build_criterion
 
 from engine_helpers import TinyReid, make_loader
 
 
-def build_trainer(run_dir, epochs, *, extra_hooks=(), optim="adam", **kwargs) -> Trainer:
+def build_trainer(run_dir, epochs, *, extra_hooks=(), optim="adam", fixbase_epochs=0, **kwargs) -> Trainer:
     seed_everything(0)
     model = TinyReid()
     optimizer = build_optimizer(model, OptimConfig(name=optim, lr=0.01))
     scheduler = build_scheduler(optimizer, ScheduleConfig(name="cosine", warmup_epochs=1), 3)
-    hooks = [LRSchedulerHook(scheduler), *extra_hooks, CheckpointHook(run_dir / "checkpoints", period=1)]
+    fixbase = [FixBaseHook(model, fixbase_epochs)] if fixbase_epochs else []
+    hooks = [*fixbase, LRSchedulerHook(scheduler), *extra_hooks, CheckpointHook(run_dir / "checkpoints", period=1)]
     return Trainer(model, build_criterion(model), optimizer, make_loader(), epochs=epochs, scheduler=scheduler,
                    hooks=hooks, **kwargs)
 
@@ -148,7 +149,6 @@ def test_fixbase_epochs_train_only_new_layers(tmp_path):
     trainer = build_trainer(tmp_path, 1, fixbase_epochs=1)
     frozen_bn = trainer.module.neck.bias
     frozen_bn.requires_grad_(False)  # like BoT's neck bias: must stay frozen afterwards
-    trainer._trainable.discard(id(frozen_bn))
     before = weights(trainer)
     trainer.train()
     after = weights(trainer)
@@ -160,6 +160,11 @@ def test_fixbase_epochs_train_only_new_layers(tmp_path):
     trainer.train()
     assert not torch.equal(after["backbone.0.weight"], trainer.module.backbone[0].weight)
     assert not frozen_bn.requires_grad and torch.equal(before["neck.bias"], trainer.module.neck.bias.detach())
+
+
+def test_fixbase_without_a_backbone_is_refused_before_training():
+    with pytest.raises(ConfigError, match=r"train.fixbase_epochs=2: the model Linear has no `backbone`"):
+        FixBaseHook(torch.nn.Linear(2, 2), 2)
 
 
 def test_bf16_autocast_and_channels_last_on_cpu(tmp_path):

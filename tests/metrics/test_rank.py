@@ -1,51 +1,10 @@
 import numpy as np
 import pytest
 import torch
+from oracles.rank import reference_cuhk03, reference_cuhk03_fastreid, reference_market
 
 from reidkit.metrics import MetricInputError, evaluate_rank, evaluate_rank_from_features
 from reidkit.metrics.distance import compute_distance_matrix
-
-
-def reference_market(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, ties="argsort"):
-    """One query at a time, as the textbook (and torchreid's python evaluator) does it; ties="pessimistic" puts
-    the non-matches first among equal distances."""
-    cmcs, aps, inps = [], [], []
-    for i in range(len(distmat)):
-        order = np.argsort(distmat[i]) if ties == "argsort" else np.lexsort((g_pids == q_pids[i], distmat[i]))
-        keep = ~((g_pids[order] == q_pids[i]) & (g_camids[order] == q_camids[i]))
-        raw = (g_pids[order] == q_pids[i])[keep].astype(float)
-        if not raw.any():
-            continue
-        hits = raw.cumsum()
-        cmcs.append(np.minimum(hits, 1)[:max_rank])
-        ranks = np.flatnonzero(raw) + 1
-        aps.append(np.mean(np.arange(1, len(ranks) + 1) / ranks))
-        inps.append(len(ranks) / ranks[-1])
-    return np.mean(cmcs, axis=0), np.mean(aps), np.mean(inps)
-
-
-def reference_cuhk03(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, num_repeats, seed):
-    """Single-gallery-shot CMC with the documented draws: per query rng.random((num_repeats, G)) and, per
-    identity, the kept item with the largest draw."""
-    rng = np.random.default_rng(seed)
-    cmcs = []
-    for i in range(len(distmat)):
-        keys = rng.random((num_repeats, distmat.shape[1]))
-        order = np.argsort(distmat[i])
-        keep = ~((g_pids == q_pids[i]) & (g_camids == q_camids[i]))
-        if not (keep & (g_pids == q_pids[i])).any():
-            continue
-        cmc = np.zeros(max_rank)
-        for r in range(num_repeats):
-            chosen = set()
-            for pid in np.unique(g_pids[keep]):
-                items = np.flatnonzero(keep & (g_pids == pid))
-                chosen.add(items[np.argmax(keys[r, items])])
-            ranked = [g for g in order if g in chosen]
-            first = [g_pids[g] for g in ranked].index(q_pids[i])
-            cmc += np.arange(max_rank) >= first
-        cmcs.append(cmc / num_repeats)
-    return np.mean(cmcs, axis=0)
 
 
 def random_problem(rng, nq, ng, nid, ncam, levels=None, dtype=np.float32):
@@ -229,7 +188,7 @@ def test_small_gallery_shortens_cmc_with_warning():
     (dict(q_pids=[1, 2, 3]), r"q_pids has length 3; expected 2 \(number of queries\)"),
     (dict(g_camids=[0]), r"g_camids has length 1; expected 3 \(number of gallery items\)"),
     (dict(max_rank=0), "max_rank must be an integer >= 1"),
-    (dict(protocol="duke"), "protocol must be one of market, cuhk03"),
+    (dict(protocol="duke"), "protocol must be one of cuhk03, market, self"),
     (dict(distmat=np.full((2, 3), np.nan)), "NaN"),
 ])
 def test_bad_input_names_the_argument(args, match):
@@ -238,30 +197,6 @@ def test_bad_input_names_the_argument(args, match):
     kw.update(args)
     with pytest.raises(MetricInputError, match=match):
         evaluate_rank(**kw)
-
-
-def reference_cuhk03_fastreid(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, seed):
-    """fastreid's eval_cuhk03_cy CMC, line by line in Python: dict of kept items per identity (first-appearance
-    order), np.random.choice from the global RNG, 10 repeats."""
-    np.random.seed(seed)
-    cmcs = []
-    for i in range(len(distmat)):
-        order = np.argsort(distmat[i])
-        keep = ~((g_pids[order] == q_pids[i]) & (g_camids[order] == q_camids[i]))
-        raw = (g_pids[order] == q_pids[i])[keep]
-        if not raw.any():
-            continue
-        groups = {}
-        for pos, pid in enumerate(g_pids[order][keep]):
-            groups.setdefault(pid, []).append(pos)
-        cmc = np.zeros(max_rank)
-        for _ in range(10):
-            mask = np.zeros(len(raw), bool)
-            for idxs in groups.values():
-                mask[np.random.choice(idxs)] = True
-            cmc += np.minimum(np.cumsum(raw[mask]), 1)[:max_rank] / 10
-        cmcs.append(cmc)
-    return np.mean(cmcs, axis=0)
 
 
 @pytest.mark.filterwarnings("ignore:features collapsed")

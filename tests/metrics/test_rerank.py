@@ -1,40 +1,9 @@
 import numpy as np
 import pytest
 import torch
+from oracles.rerank import reference_re_ranking
 
 from reidkit.metrics import MetricInputError, compute_distance_matrix, re_ranking, re_ranking_from_features
-
-
-def reference_re_ranking(q_g, q_q, g_g, k1, k2, lam, square=True):
-    """Dense k-reciprocal re-ranking with torchreid 0.2.5's semantics, one item at a time."""
-    full = np.block([[q_q, q_g], [q_g.T, g_g]])
-    full = (np.square(full) if square else full).astype(np.float32)
-    dist = (full / full.max(axis=0)).T  # row i = column i over its maximum
-    n, nq = len(dist), len(q_q)
-    rank = np.argsort(dist, axis=1)
-
-    def reciprocal(i, k):
-        return {j for j in rank[i, :k] if i in rank[j, :k]}
-
-    half = int(np.around(k1 / 2)) + 1
-    v = np.zeros((n, n), np.float32)
-    for i in range(n):
-        r = reciprocal(i, k1 + 1)
-        expanded = set(r)
-        for c in r:
-            rc = reciprocal(c, half)
-            if len(rc & r) > 2 / 3 * len(rc):
-                expanded |= rc
-        idx = np.array(sorted(expanded), dtype=int)
-        w = np.exp(-dist[i, idx])
-        v[i, idx] = w / w.sum()
-    if k2 != 1:
-        v = np.stack([v[rank[i, :k2]].mean(axis=0) for i in range(n)])
-    jaccard = np.empty((nq, n - nq), np.float32)
-    for i in range(nq):
-        m = np.minimum(v[i], v[nq:]).sum(axis=1)
-        jaccard[i] = 1 - m / (2 - m)
-    return jaccard * (1 - lam) + dist[:nq, nq:] * lam
 
 
 def clustered_features(rng, n, nid=6, dim=8):
@@ -70,7 +39,8 @@ def test_square_input_false_uses_distances_as_given():
     q_g, q_q, g_g = (compute_distance_matrix(a, b, "cosine") for a, b in ((qf, gf), (qf, qf), (gf, gf)))
     squared = re_ranking(q_g, q_q, g_g, k1=5, k2=3)
     np.testing.assert_array_equal(re_ranking(q_g ** 2, q_q ** 2, g_g ** 2, k1=5, k2=3, square_input=False), squared)
-    # vehicle spec 3.6: d = 2 - 2s can be negative once similarities are boosted above 1; no squaring
+    # docs/specs/vehicle-aicity.md section 3.6: d = 2 - 2s can be negative once similarities are boosted above 1; no
+    # squaring
     shifted = [d - 0.3 for d in (q_g, q_q, g_g)]
     np.testing.assert_allclose(re_ranking(*shifted, k1=5, k2=3, square_input=False),
                                reference_re_ranking(*shifted, 5, 3, 0.3, square=False), atol=1e-6)

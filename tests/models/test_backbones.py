@@ -7,7 +7,7 @@ import torchvision
 
 from reidkit.errors import CheckpointError, ConfigError
 from reidkit.models import BACKBONES, build_backbone
-from reidkit.models.weights import deepsort_weights_path, remap_legacy_mobilenet_v2
+from reidkit.models.pretrained import deepsort_weights_path, remap_legacy_mobilenet_v2
 
 
 @pytest.mark.parametrize(

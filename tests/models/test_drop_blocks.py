@@ -1,4 +1,4 @@
-"""Top DropBlock / Batch DropBlock semantics on hand-built feature maps (spec sections 3 and 4)."""
+"""Top DropBlock / Batch DropBlock semantics on hand-built feature maps (docs/specs/top-db-net.md sections 3 and 4)."""
 from __future__ import annotations
 
 import random

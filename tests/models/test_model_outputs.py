@@ -5,11 +5,10 @@ import random
 
 import pytest
 import torch
+from oracles.top_db_net import build_reference
 
 from reidkit.errors import ConfigError, RegistryError
 from reidkit.models import MODELS, ModelOutput, build_model, model_options, to_reference_state_dict
-
-from reference_oracle import build_reference
 
 # name -> (train streams, eval dim on resnet18 where C = 512)
 EXPECTED = {

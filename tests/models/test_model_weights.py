@@ -154,6 +154,16 @@ def test_other_backbone_checkpoint_error_says_so(tmp_path):
         load_weights(build_model("bot", num_classes=3, backbone="resnet34"), tmp_path / "r18.pth")
 
 
+def test_trained_checkpoint_of_another_backbone_says_so(tmp_path):
+    # The trainer's checkpoints (save_checkpoint) carry the same header as save_weights, backbone included.
+    from reidkit.engine.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "last.pth", build_model("bot", num_classes=3, backbone="resnet18"), epoch=1)
+    expected = r"\(the checkpoint is a 'bot' model on resnet18, this model is a 'bot' model on resnet34\)"
+    with pytest.raises(CheckpointError, match=expected):
+        load_weights(build_model("bot", num_classes=3, backbone="resnet34"), tmp_path / "last.pth")
+
+
 def test_unreadable_and_missing_files_name_the_path(tmp_path):
     garbage = tmp_path / "garbage.pth"
     garbage.write_text("not a checkpoint")

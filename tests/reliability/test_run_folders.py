@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from reidkit.config import load_config
-from reidkit.engine import launch
+from reidkit.engine import launch, targets
 from reidkit.engine.checkpoint import load_checkpoint
 from reidkit.engine.hooks import LoggerHook
 from reidkit.engine.trainer import TrainingInterrupted
@@ -119,13 +119,13 @@ def test_failed_final_evaluation_keeps_the_last_epoch_and_resume_redoes_only_it(
     if failure == "evaluation":
         def refuse(*args, **kwargs):
             raise MetricInputError("item 0 has no positive distance to any item: ... (all-identical features)")
-        monkeypatch.setattr(launch, "evaluate_model", refuse)
+        monkeypatch.setattr(targets, "evaluate_model", refuse)
         with pytest.raises(MetricInputError):
             launch.train(cfg)
     else:
         def disk_full(*args, **kwargs):
             raise OSError(errno.ENOSPC, "No space left on device")
-        monkeypatch.setattr(launch, "_write_results", disk_full)
+        monkeypatch.setattr(launch, "write_results", disk_full)
         with pytest.raises(OSError):
             launch.train(cfg)
     run = tmp_path / "run"

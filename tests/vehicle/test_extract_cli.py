@@ -7,7 +7,7 @@ from reidkit.cli import main as reidkit_main
 from reidkit.config import load_config
 from reidkit.engine.checkpoint import save_checkpoint
 from reidkit.models import build_model
-from reidkit.postprocess.feature_files import load_features
+from reidkit.features.files import load_features
 from tests.vehicle.conftest import make_veri
 
 OVERRIDES = ["model.backbone=resnet18", "model.pretrained=null", "data.height=16", "data.width=16",
@@ -64,3 +64,22 @@ def test_extract_errors(setup, capsys):
     assert "ends in .mat or .npz" in capsys.readouterr().err
     assert reidkit_main(["extract", "--weights", str(a), "--output", str(root / "f.mat"), "--scales", "0"]) == 2
     assert "--scales [0.0]: expected positive" in capsys.readouterr().err
+
+
+def test_explicit_overrides_win_over_the_flags(setup):
+    """As in every other command, key=value wins over --root / --device (they are applied first)."""
+    root, a, _ = setup
+    extract("--weights", a, "--root", root / "missing", f"data.root={root}", "--device", "cuda:7",
+            "train.device=cpu", "--output", root / "f.mat")
+    assert load_features(root / "f.mat")["query_f"].shape == (2, 8)
+
+
+def test_each_checkpoint_is_read_once(setup, monkeypatch):
+    import reidkit.models.weights as weights_module
+
+    root, a, b = setup
+    reads = []
+    real = weights_module.torch_load
+    monkeypatch.setattr(weights_module, "torch_load", lambda path, **kw: reads.append(str(path)) or real(path, **kw))
+    extract("--weights", a, "--weights", b, "--output", root / "ab.mat")
+    assert sorted(reads) == sorted([str(a), str(b)])

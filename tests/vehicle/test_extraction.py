@@ -4,8 +4,9 @@ import pytest
 import torch
 from PIL import Image
 
-from reidkit.postprocess.extraction import extract_to_file, fuse_features, image_areas, tta_features
-from reidkit.postprocess.feature_files import load_features
+from reidkit.features.pipeline import fuse_features, view_features
+from reidkit.postprocess.extraction import extract_to_file, image_areas
+from reidkit.features.files import load_features
 
 
 class HeightOneHot(torch.nn.Module):
@@ -26,7 +27,7 @@ class EdgeColumns(torch.nn.Module):
 
 def test_each_scale_is_taken_from_the_original_image():
     images = torch.rand(2, 3, 16, 16)
-    feats = tta_features(HeightOneHot(), images, scales=(1.0, 0.5, 2.0), flip=False)
+    feats = view_features(HeightOneHot(), images, scales=(1.0, 0.5, 2.0), pool="sum_normalize")
     hot = torch.nonzero(feats[0]).flatten().tolist()
     assert hot == [8, 16, 32]  # a compounding implementation would see 16, 8 and 16
     np.testing.assert_allclose(feats.norm(dim=1), [1.0, 1.0], atol=1e-6)
@@ -35,12 +36,12 @@ def test_each_scale_is_taken_from_the_original_image():
 def test_flip_sums_the_mirrored_view():
     images = torch.zeros(1, 3, 4, 4)
     images[..., 0] = 1.0  # bright left column
-    plain = tta_features(EdgeColumns(), images, flip=False)
-    both = tta_features(EdgeColumns(), images, flip=True)
+    plain = view_features(EdgeColumns(), images, pool="sum_normalize")
+    both = view_features(EdgeColumns(), images, flip=True, pool="sum_normalize")
     np.testing.assert_allclose(plain, [[1.0, 0.0]], atol=1e-6)
     np.testing.assert_allclose(both, [[2 ** -0.5, 2 ** -0.5]], atol=1e-6)
     with pytest.raises(ValueError, match="positive side-length factors"):
-        tta_features(EdgeColumns(), images, scales=(1.0, 0.0))
+        view_features(EdgeColumns(), images, flip=True, scales=(1.0, 0.0), pool="sum_normalize")
 
 
 def test_fusion_is_unit_norm_and_averages_cosines():

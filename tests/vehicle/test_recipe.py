@@ -1,25 +1,6 @@
-"""Pieces of the AICity training recipe."""
-from collections import Counter
-
+"""Pieces of the AICity training recipe (its balanced sampler: tests/data/test_samplers.py)."""
 import pytest
 import torch
-
-from reidkit.data.vehicle.sampling import balanced_sampler, balanced_weights
-from reidkit.errors import DatasetError
-
-
-def test_balanced_weights_are_n_over_count():
-    assert balanced_weights([7, 7, 7, 2]).tolist() == [4 / 3, 4 / 3, 4 / 3, 4.0]
-
-
-def test_balanced_sampler_draws_identities_equally():
-    samples = [("a", 0, 0)] * 90 + [("b", 1, 0)] * 10  # identity 1 is rare
-    sampler = balanced_sampler(samples, num_samples=20000, generator=torch.Generator().manual_seed(0))
-    counts = Counter(samples[i][1] for i in sampler)
-    assert len(sampler) == 20000
-    assert counts[1] / 20000 == pytest.approx(0.5, abs=0.02)  # 10% of the images, half of the draws
-    with pytest.raises(DatasetError, match="empty"):
-        balanced_sampler([])
 
 
 def test_vehicle_transforms():
@@ -41,7 +22,7 @@ def test_vehicle_transforms():
 
 
 def test_loss_warmup_factor_matches_the_reference():
-    from reidkit.engine.hooks import loss_warmup_factor
+    from reidkit.losses.warmup import loss_warmup_factor
 
     # reference: w = 0.1; each warm-up iteration w = min(1, w + 0.9 / W) before scaling the loss
     w, expected = 0.1, []
@@ -53,8 +34,8 @@ def test_loss_warmup_factor_matches_the_reference():
 
 
 def test_loss_warmup_hook_scales_the_trainer_loss():
-    from reidkit.engine.hooks import HookBase, LossWarmupHook
-    from reidkit.engine.trainer import Trainer
+    from reidkit.engine.hooks import LossWarmupHook
+    from reidkit.engine.trainer import HookBase, Trainer
 
     class Record(HookBase):
         def __init__(self):
@@ -96,27 +77,6 @@ def test_backbone_lr_factor_makes_a_slower_backbone_group():
     assert len(build_optimizer(model, OptimConfig(name="sgd")).param_groups) == 1  # factor 1: one group
     with pytest.raises(ConfigError, match="no `backbone`"):
         build_optimizer(torch.nn.Linear(2, 2), cfg)
-
-
-def test_balanced_sampler_is_the_train_loader_option(tmp_path):
-    from PIL import Image
-
-    from reidkit.data import build_train_loader
-    from reidkit.errors import ConfigError
-
-    samples = []
-    for i in range(12):
-        path = tmp_path / f"{i}.jpg"
-        Image.new("RGB", (8, 8)).save(path)
-        samples.append((str(path), 0 if i < 10 else 1, 0))
-    common = dict(height=8, width=8, batch_size=4, num_instances=2, recipe="vehicle", seed=0)
-    loader = build_train_loader(samples, sampler="balanced", **common)
-    pids = torch.cat([b["pid"] for b in loader])
-    assert len(pids) == 12 and 1 in pids.tolist()  # a 2-image identity is drawn about half the time
-    again = torch.cat([b["pid"] for b in build_train_loader(samples, sampler="balanced", **common)])
-    assert torch.equal(pids, again)  # seeded
-    with pytest.raises(ConfigError, match="data.sampler='shuffle'"):
-        build_train_loader(samples, sampler="shuffle", **common)
 
 
 def test_vehicle_recipes_switch_the_recipe_on():

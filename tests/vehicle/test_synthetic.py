@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from reidkit.data.base import build_dataset
+from reidkit.data.vehicle import synthetic as vehicle_synthetic
 from reidkit.data.vehicle.synthetic import (COLOURS, ORIENTATIONS, TYPES, SyntheticVehicleConfig,
                                             make_synthetic_vehicles, read_meta)
 from reidkit.errors import DatasetError
@@ -79,11 +80,18 @@ def test_seeded_and_guarded(tiny, tmp_path):
     assert sorted(p.name for p in (again / "image_test").iterdir()) == first
     assert (again / "image_test" / first[0]).read_bytes() == (tiny / "image_test" / first[0]).read_bytes()
     assert make_synthetic_vehicles(tiny, TINY) == tiny  # already there: reused
-    with pytest.raises(DatasetError, match="made with .* not"):
+    with pytest.raises(DatasetError, match=r"other options \(.*seed 7 there, 1 here"):
         make_synthetic_vehicles(tiny, SyntheticVehicleConfig(seed=1))
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "x.txt").write_text("x")
-    with pytest.raises(DatasetError, match="not a synthetic vehicle dataset"):
+    with pytest.raises(DatasetError, match="busy exists and was not written by reidkit's synthetic vehicle"):
         make_synthetic_vehicles(tmp_path / "busy", TINY)
     with pytest.raises(DatasetError, match="invalid num_cams=1"):
         SyntheticVehicleConfig(num_cams=1, max_cams_per_id=1)
+
+
+def test_vehicles_of_another_generator_version_are_refused(tiny, monkeypatch):
+    # A change to the drawing raises GENERATOR_VERSION; data cached by the old generator is not reused silently.
+    monkeypatch.setattr(vehicle_synthetic, "GENERATOR_VERSION", vehicle_synthetic.GENERATOR_VERSION + 1)
+    with pytest.raises(DatasetError, match=r"other options \(version 1 there, 2 here\)"):
+        make_synthetic_vehicles(tiny, TINY)

@@ -1,4 +1,5 @@
-"""The video recipes load through the shared config and match the spec's recipe and the datasets' schemas."""
+"""The video recipes load through the shared config and match docs/specs/video-aitl-asta.md section 5 and the datasets'
+schemas."""
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,7 @@ def test_recipe(recipe, dataset, schema):
     assert cfg.model.options["frame_size"] == [cfg.data.height, cfg.data.width]
     assert (cfg.loss.metric, cfg.loss.margin, cfg.loss.label_smooth) == ("cosine", 0.3, 0.1)
     assert cfg.test.metric == "cosine"
-    if dataset != "synthetic_video":  # the published recipe (spec section 5)
+    if dataset != "synthetic_video":  # the published recipe (docs/specs/video-aitl-asta.md section 5)
         assert (cfg.data.height, cfg.data.width, cfg.model.backbone) == (256, 128, "resnet50")
         assert cfg.train.batch_size // cfg.data.num_instances == 8 and cfg.data.num_instances == 4
         assert (cfg.optim.name, cfg.optim.lr, cfg.optim.weight_decay) == ("adam", 3.5e-4, 5e-4)

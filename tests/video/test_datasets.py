@@ -9,9 +9,9 @@ import pytest
 import scipy.io
 
 from reidkit.data.base import build_dataset
-from reidkit.data.video import (DUKEV_ATTRIBUTES, MARS_ATTRIBUTES, attribute_report, majority_accuracy,
-                                read_attribute_csv)
+from reidkit.data.video import DUKEV_ATTRIBUTES, MARS_ATTRIBUTES, read_attribute_csv
 from reidkit.errors import ConfigError, DatasetError
+from reidkit.metrics.attributes import attribute_report, majority_accuracy
 
 from .replicas import (MARS_TRAIN, labels_for, make_dukev, make_ilidsvid, make_mars, make_prid2011,
                        write_attribute_csv)

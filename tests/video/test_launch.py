@@ -166,3 +166,24 @@ def test_video_run_resumes_exactly(tmp_path):
     a, b = (torch.load(r.checkpoint, weights_only=False) for r in (first, resumed))
     assert a["epoch"] == b["epoch"] == 2
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_extract_of_a_video_dataset_writes_one_row_per_tracklet_at_the_data_size(tmp_path):
+    """`reidkit extract --config` builds ASTA with the options the data implies (frame size from data.height /
+    width, attribute heads from the schema) and pools each tracklet's test chunks into one row."""
+    from reidkit.engine.checkpoint import save_checkpoint
+    from reidkit.engine.launch import extract
+    from reidkit.features.files import load_features
+    from reidkit.models import build_model
+
+    make_mars(tmp_path / "data")
+    cfg = tiny_config("configs/video/asta_aitl_mars.yaml", tmp_path / "data", tmp_path / "run", "data.seq_len=2",
+                      "data.max_chunks=null")
+    dataset = build_dataset("mars", tmp_path / "data")
+    torch.manual_seed(0)
+    model = build_model("asta", dataset.num_train_pids, backbone="resnet18", last_stride=1, frame_size=(64, 32),
+                        attribute_dims=dict(dataset.attribute_schema.group_dims))
+    weights = save_checkpoint(tmp_path / "asta.pth", model, epoch=1, config=cfg.to_dict())
+    feats = load_features(extract(cfg, weights, None, tmp_path / "features.npz", out=lambda _: None))
+    assert feats["query_f"].shape[0] == len(dataset.query) and feats["gallery_f"].shape[0] == len(dataset.gallery)
+    assert feats["gallery_label"].tolist() == [pid for _, pid, _ in dataset.gallery]

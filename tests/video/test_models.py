@@ -111,7 +111,8 @@ def test_asta_criterion_needs_attribute_streams():
 def test_attribute_metrics_on_tracklets(tmp_path):
     from reidkit.data.base import build_dataset
     from reidkit.data.video import build_video_test_loader
-    from reidkit.models.asta import attribute_metrics, predict_tracklet_attributes
+    from reidkit.engine.targets import tracklet_attribute_accuracy
+    from reidkit.models.asta import predict_tracklet_attributes
 
     from .replicas import make_mars
 
@@ -122,9 +123,9 @@ def test_attribute_metrics_on_tracklets(tmp_path):
                for s in ("query", "gallery")}
     logits = predict_tracklet_attributes(model, loaders["gallery"])
     assert logits["relevant"].shape == (3, 41) and model.training  # the mode is restored
-    metrics = attribute_metrics(model, loaders, data)
+    metrics = tracklet_attribute_accuracy(model, loaders, data)
     # only the first query has a label; every attribute of the replica's labels varies
     assert 0 <= metrics["attr/accuracy"] <= 1 and 0 <= metrics["attr/majority"] <= 1
     assert {"attr/action", "attr/upcolor/majority"} <= set(metrics)
     data.attributes["query"] = [None] * len(data.query)  # no labelled test tracklet: nothing to report
-    assert attribute_metrics(model, loaders, data) == {}
+    assert tracklet_attribute_accuracy(model, loaders, data) == {}

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reidkit.visualize import average_precision, plot_history, report_samples, select_queries, write_report
+from reidkit.metrics import evaluate_rank, query_average_precision
+from reidkit.visualize import plot_history, read_history, report_samples, select_queries, write_report
+from reidkit.visualize.plots import history_panels
 
 
 class Links(HTMLParser):
@@ -59,7 +61,21 @@ def test_report_links_every_file_it_writes_and_each_exists(tmp_path):
     assert written | {"visrank_toy/q0.jpg"} == {unquote(link) for link in links}
     assert {"report_files/cmc.png", "report_files/history.png"} <= written and len(written) == 4
     text = report.read_text()
-    assert "0.8581" in text and "0.941" in text and "worst 1" in text and "top_db_net" in text
+    # percent with one decimal, as the CLI's tables
+    assert "<td>85.8</td>" in text and "<td>94.1</td>" in text and "0.8581" not in text
+    assert "worst 1" in text and "top_db_net" in text
+    # evaluated at epoch 3 only: a table, not a one-point plot
+    assert "Evaluation during training" in text and "<td>epoch 3</td><td>41.0</td><td>62.0</td>" in text
+
+
+def test_report_plots_evaluation_measured_at_several_epochs(tmp_path):
+    history = tmp_path / "metrics.jsonl"
+    history.write_text("".join(json.dumps({"epoch": e, "loss": 3.0 / e, "mAP": 0.1 * e}) + "\n" for e in (1, 2)))
+    report = write_report(tmp_path / "run", config={}, metrics={"mAP": 0.2}, history_path=history)
+    assert history_panels(read_history(history)) == {"loss": ["loss"], "evaluation": ["mAP"]}
+    assert "Evaluation during training" not in report.read_text()
+    single = [{"epoch": 1, "loss": 3.0}, {"epoch": 2, "loss": 2.0, "mAP": 0.2}]
+    assert history_panels(single) == {"loss": ["loss"]}
 
 
 def test_report_without_history_or_images(tmp_path):
@@ -77,9 +93,21 @@ def test_average_precision_and_best_worst_selection():
     # Query 0 (pid 1, cam 0): junk (pid 1, cam 0) skipped, then hit, miss, hit -> AP = (1 + 2/3) / 2.
     g_pids, g_camids = [1, 1, 2, 1], [0, 1, 1, 2]
     distmat = np.array([[0.0, 1.0, 2.0, 3.0], [3.0, 2.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0]])
-    aps = average_precision(distmat, [1, 1, 3], g_pids, [0, 0, 0], g_camids)
+    aps = query_average_precision(distmat, [1, 1, 3], g_pids, [0, 0, 0], g_camids)
     assert aps[0] == pytest.approx(5 / 6) and aps[1] == pytest.approx((1 / 2 + 2 / 3) / 2) and np.isnan(aps[2])
     assert select_queries(aps, 1, 5) == ([0], [1])
+
+
+def test_query_ap_ranks_ties_as_the_map_does():
+    # Query 1's match ties a non-match: ranked after it (AP 1/2), as in the mAP, whatever the gallery order.
+    g_pids, g_camids = [1, 2, 1], [1, 1, 2]
+    distmat = np.array([[0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    aps = query_average_precision(distmat, [1, 1], g_pids, [0, 0], g_camids)
+    assert aps.tolist() == pytest.approx([1.0, (1 / 2 + 2 / 3) / 2])
+    with pytest.warns(UserWarning, match="features collapsed"):  # one query of two ties
+        _, mAP, _ = evaluate_rank(distmat, [1, 1], g_pids, [0, 0], g_camids, max_rank=3)
+    assert np.mean(aps) == pytest.approx(mAP)
+    assert select_queries(aps, 1, 1) == ([0], [1])
 
 
 def test_report_samples_draw_best_and_worst_queries(toy, model, transform, tmp_path):

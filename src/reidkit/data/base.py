@@ -162,6 +162,8 @@ class ImageDataset:
     # identity under its own camera; data without camera ids (has_cameras False) uses "self".
     eval_protocol: str = "market"
     has_cameras: bool = True
+    # What one sample is ("image"; video data: "tracklet"): a model reads one kind (its class's sample_kind).
+    sample_kind: str = "image"
 
     def __init__(self, train: Sequence[Sample], query: Sequence[Sample], gallery: Sequence[Sample], *, name: str,
                  root: str | os.PathLike, verify_images: bool = False, skip_bad_images: bool = False) -> None:
@@ -232,6 +234,25 @@ class ImageDataset:
             rows.append(f"  {subset:<8} | {pids:>6} | {len(samples):>9} | {cams:>9}")
         rows.append(rule)
         return "\n".join(rows)
+
+    def describe_training(self) -> str:
+        return f"{len(self.train)} training images"
+
+    def train_loader(self, data: Any, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> Any:
+        """Training batches of data.sampler (`data`: the config's data section: sizes, recipe, workers, K)."""
+        from reidkit.data.loaders import build_train_loader
+
+        return build_train_loader(self.train, height=data.height, width=data.width, batch_size=batch_size,
+                                  num_instances=data.num_instances, recipe=data.recipe, workers=data.workers,
+                                  seed=seed, rank=rank, world_size=world_size, sampler=data.sampler)
+
+    def test_loaders(self, data: Any, *, batch_size: int) -> tuple[Any, Any]:
+        """Query and gallery loaders, in order, with the test transform of data.recipe."""
+        from reidkit.data.loaders import build_test_loader
+
+        common = {"height": data.height, "width": data.width, "batch_size": batch_size, "workers": data.workers,
+                  "recipe": data.recipe}
+        return build_test_loader(self.query, **common), build_test_loader(self.gallery, **common)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, train={len(self.train)}, query={len(self.query)}, "

@@ -11,9 +11,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from reidkit.data.base import Sample, read_image
-from reidkit.data.samplers import RandomIdentitySampler
+from reidkit.data.samplers import SAMPLERS
 from reidkit.data.transforms import build_transforms
-from reidkit.errors import ConfigError, DatasetError
+from reidkit.errors import ConfigError, DatasetError, RegistryError
 
 
 class ReidImageDataset(Dataset):
@@ -130,40 +130,21 @@ def seeded_train_loader(dataset: Dataset, sampler: Sampler[int], *, seed: int, b
 def build_train_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, num_instances: int,
                        recipe: str = "top_db_net", workers: int = 0, seed: int = 0, rank: int = 0,
                        world_size: int = 1, skip_bad_images: bool = False, sampler: str = "identity") -> DataLoader:
-    """Batches of P x K = batch_size / world_size images per process; call `loader.sampler.set_epoch(e)` each epoch.
-
-    sampler="balanced": instead, images drawn with replacement with weight N / count(identity) (the AICity vehicle
-    recipe), batch_size / world_size per batch, each process from its own generator, seeded per epoch.
-    Batches (draws and augmentations) depend only on seed, rank and epoch: not on `workers` (SeededSampler).
-    """
-    if sampler == "balanced":
-        return _balanced_loader(samples, height=height, width=width, batch_size=batch_size, recipe=recipe,
-                                workers=workers, seed=seed, rank=rank, world_size=world_size,
-                                skip_bad_images=skip_bad_images)
-    if sampler != "identity":
-        raise ConfigError(f"data.sampler={sampler!r}: expected identity or balanced")
-    sampler = RandomIdentitySampler(samples, batch_size, num_instances, seed=seed, rank=rank, world_size=world_size)
+    """Batches of the sampler `sampler` (data.SAMPLERS): identity gives P x K = batch_size / world_size images per
+    process; balanced draws images with replacement with weight N / count(identity) (the AICity vehicle recipe).
+    Call `loader.sampler.set_epoch(e)` each epoch. Batches (draws and augmentations) depend only on seed, rank and
+    epoch: not on `workers` (SeededSampler)."""
+    try:
+        entry = SAMPLERS.get(sampler)
+    except RegistryError as error:
+        raise ConfigError(f"data.sampler={sampler!r}: {error}") from None
+    plan = entry.build(samples, batch_size=batch_size, num_instances=num_instances, seed=seed, rank=rank,
+                       world_size=world_size)
     dataset = ReidImageDataset(samples, build_transforms(height, width, train=True, recipe=recipe),
                                skip_bad_images=skip_bad_images)
     # Ranks differ so that their augmentations do too.
-    return seeded_train_loader(dataset, sampler, seed=seed * 1000 + rank, batch_size=sampler.batch_size_per_process,
-                               workers=workers)
-
-
-def _balanced_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, recipe: str,
-                     workers: int, seed: int, rank: int, world_size: int, skip_bad_images: bool) -> DataLoader:
-    from reidkit.data.vehicle.sampling import balanced_sampler
-
-    per_process = batch_size // world_size
-    if per_process < 1 or batch_size % world_size:
-        raise ConfigError(f"train.batch_size={batch_size}: expected a multiple of the {world_size} processes")
-    # The draws come from a generator seeded per epoch (SeededSampler), like the augmentations.
-    draws = torch.Generator()
-    sampler = balanced_sampler(samples, num_samples=max(per_process, len(samples) // world_size), generator=draws)
-    dataset = ReidImageDataset(samples, build_transforms(height, width, train=True, recipe=recipe),
-                               skip_bad_images=skip_bad_images)
-    return seeded_train_loader(dataset, sampler, seed=seed * 1000 + rank, batch_size=per_process, workers=workers,
-                               reseed=draws)
+    return seeded_train_loader(dataset, plan.sampler, seed=seed * 1000 + rank, batch_size=plan.batch_size,
+                               workers=workers, reseed=plan.reseed)
 
 
 def build_test_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, workers: int = 0,

@@ -1,13 +1,18 @@
-"""P identities x K images per batch (top-db-net.md section 7), with a share per process for distributed runs."""
+"""Training samplers by name (registry SAMPLERS, config key data.sampler) and the identity sampler: P identities x
+K images per batch (docs/specs/top-db-net.md section 7), with a share per process for distributed runs. The balanced
+sampler registers itself in data/vehicle/sampling.py."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
+import torch
 from torch.utils.data import Sampler
 
 from reidkit.errors import ConfigError
+from reidkit.registry import Registry
 
 
 class RandomIdentitySampler(Sampler[int]):
@@ -86,3 +91,41 @@ class RandomIdentitySampler(Sampler[int]):
 
     def __len__(self) -> int:
         return len(self._indices())
+
+
+@dataclass(frozen=True)
+class TrainSampling:
+    """What a sampler entry gives the train loader: the sampler, the batch size per process and, for a sampler
+    that draws from a torch generator, that generator (seeded per epoch by the loader)."""
+    sampler: Sampler[int]
+    batch_size: int
+    reseed: Optional[torch.Generator] = None
+
+
+@dataclass(frozen=True)
+class SamplerEntry:
+    # build(samples, batch_size=, num_instances=, seed=, rank=, world_size=) -> TrainSampling
+    build: Callable[..., TrainSampling]
+    # What is wrong with (train.batch_size, data.num_instances) for this sampler, or None; checked before any data.
+    batch_problem: Callable[[int, int], Optional[str]] = lambda batch_size, num_instances: None
+
+
+SAMPLERS: Registry[SamplerEntry] = Registry("sampler")
+
+
+def identity_batch_problem(batch_size: int, num_instances: int) -> str | None:
+    if batch_size % num_instances:
+        return f"train.batch_size={batch_size} must be a multiple of data.num_instances={num_instances}"
+    if batch_size // num_instances < 2:
+        return (f"train.batch_size={batch_size} with data.num_instances={num_instances} makes batches of one "
+                "identity, where the triplet loss has no negative; use a batch_size of at least 2 x num_instances")
+    return None
+
+
+def identity_sampling(samples: Sequence[tuple], *, batch_size: int, num_instances: int, seed: int, rank: int,
+                      world_size: int) -> TrainSampling:
+    sampler = RandomIdentitySampler(samples, batch_size, num_instances, seed=seed, rank=rank, world_size=world_size)
+    return TrainSampling(sampler, sampler.batch_size_per_process)
+
+
+SAMPLERS.register("identity")(SamplerEntry(identity_sampling, identity_batch_problem))

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -437,7 +437,7 @@ def _other_options(target: Path, theirs: object, ours: dict) -> DatasetError:
                         f"data.root (reidkit demo: --cache), or delete {target} to regenerate it")
 
 
-def reuse_generated(target: Path, params: dict, generator: str) -> bool:
+def _reuse_generated(target: Path, params: dict, generator: str) -> bool:
     """True when `target` holds the dataset of `params` already, False when there is no `target`; any other
     folder there (hand-made, or generated with other options) is refused, never replaced."""
     if not target.exists():
@@ -464,6 +464,25 @@ def _move_into_place(tmp: Path, target: Path, params: dict) -> None:
             raise _other_options(target, old.get("params"), params) from None
 
 
+def materialize_once(target: Path, params: dict, write: Callable[[Path], dict], generator: str) -> Path:
+    """The one way every synthetic generator writes its dataset: `write(folder)` fills a temporary folder beside
+    `target` and returns its counts, the manifest records `params` (with the generator's version) and the
+    folder is renamed into place, so an interrupted run leaves nothing behind. A second call with the same
+    params returns `target` untouched; a folder there of other params, or not generated, is refused."""
+    if _reuse_generated(target, params, generator):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    honour_umask(tmp, directory=True)  # it becomes the dataset folder
+    try:
+        counts = write(tmp)
+        atomic_write_json(tmp / MANIFEST, {"params": params, "counts": counts})
+        _move_into_place(tmp, target, params)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def generate_market_dataset(root: str | os.PathLike, *, num_ids: int = 100, num_cams: int = 6,
                             images_per_id_per_cam: int | tuple[int, int] = (2, 4), height: int = 128,
                             width: int = 64, train_fraction: float = 0.5, num_distractors: int = 0,
@@ -481,20 +500,8 @@ def generate_market_dataset(root: str | os.PathLike, *, num_ids: int = 100, num_
     params = {"version": GENERATOR_VERSION, "num_ids": num_ids, "num_cams": num_cams, "per_cam": list(per_cam),
               "height": height, "width": width, "train_fraction": train_fraction,
               "num_distractors": num_distractors, "num_junk": num_junk, "seed": seed, "jpeg_quality": jpeg_quality}
-    root = Path(root).expanduser()
-    target = root / MARKET_FOLDER
-    if reuse_generated(target, params, "reidkit.data.synthetic"):
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{MARKET_FOLDER}.tmp-"))
-    honour_umask(tmp, directory=True)  # it becomes the dataset folder
-    try:
-        counts = _write_images(tmp, params)
-        atomic_write_json(tmp / MANIFEST, {"params": params, "counts": counts})
-        _move_into_place(tmp, target, params)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return materialize_once(Path(root).expanduser() / MARKET_FOLDER, params,
+                            lambda folder: _write_images(folder, params), "reidkit.data.synthetic")
 
 
 def _write_images(folder: Path, params: dict) -> dict[str, int]:
@@ -524,5 +531,5 @@ def describe(root: str | os.PathLike) -> dict:
     return manifest
 
 
-__all__ = ["Identity", "Camera", "draw_person", "generate_market_dataset", "describe", "PALETTE", "VIEWS",
-           "MARKET_FOLDER"]
+__all__ = ["Identity", "Camera", "draw_person", "generate_market_dataset", "describe", "materialize_once", "PALETTE",
+           "VIEWS", "MARKET_FOLDER"]

@@ -1,4 +1,4 @@
-"""Image transforms of the reference recipes (top-db-net.md section 7) and a registry for more recipes.
+"""Image transforms of the reference recipes (docs/specs/top-db-net.md section 7) and a registry for more recipes.
 
 A recipe is `recipe(height, width, *, train) -> callable(PIL image) -> tensor`; others register theirs:
 
@@ -127,7 +127,7 @@ def eval_transform(height: int, width: int) -> Transform:
 
 @TRANSFORM_RECIPES.register("top_db_net")
 def top_db_net(height: int, width: int, *, train: bool) -> Transform:
-    """Resize, flip, Random2DTranslation, normalise, RandomErasing (top-db-net.md section 7)."""
+    """Resize, flip, Random2DTranslation, normalise, RandomErasing (docs/specs/top-db-net.md section 7)."""
     if not train:
         return eval_transform(height, width)
     return T.Compose([T.Resize((height, width)), T.RandomHorizontalFlip(0.5), Random2DTranslation(height, width),

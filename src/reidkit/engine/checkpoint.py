@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
 from reidkit.errors import CheckpointError
-from reidkit.models.weights import FORMAT_VERSION, torch_load
+from reidkit.models.weights import check_reidkit_header, reidkit_checkpoint, torch_load, unwrap
 from reidkit.utils.io import atomic_torch_save
 
 RESUME_KEYS = ("optimizer", "epoch", "rng")
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    parallel = (nn.DataParallel, nn.parallel.DistributedDataParallel)
-    return model.module if isinstance(model, parallel) else model
 
 
 # ------------------------------------------------------------------------------------------------------- RNG
@@ -70,6 +66,36 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+# ------------------------------------------------------------------------------------------------ resume state
+
+
+@dataclass
+class ResumeState:
+    """Where training stands besides the weights, optimizer, scheduler and grad scaler: what a checkpoint holds
+    so that a resumed run continues bit-identically (engine.trainer). Its fields are checkpoint entries."""
+
+    epoch: int  # epochs completed; mid-epoch, the index of the epoch in progress
+    iteration: int = 0  # batches done within `epoch` (0: at an epoch boundary)
+    global_step: int = 0  # optimizer steps so far
+    metrics: dict = field(default_factory=dict)  # the latest evaluation
+    rng: Optional[list] = None  # capture_rng() of every process
+    epoch_rng: Optional[list] = None  # mid-epoch: every process's RNG states at the start of the epoch
+    loader_generator: Optional[torch.Tensor] = None  # the train loader's generator state
+    hooks: dict = field(default_factory=dict)  # mid-epoch: each hook's state_dict(), by class name
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: Mapping[str, Any]) -> "ResumeState":
+        return cls(epoch=int(ckpt["epoch"]), iteration=int(ckpt.get("iteration", 0)),
+                   global_step=int(ckpt.get("global_step", 0)), metrics=dict(ckpt.get("metrics", {})),
+                   rng=ckpt.get("rng"), epoch_rng=ckpt.get("epoch_rng"),
+                   loader_generator=ckpt.get("loader_generator"), hooks=dict(ckpt.get("hooks", {})))
+
+    def entries(self) -> dict[str, Any]:
+        """The checkpoint entries (keyword arguments of save_checkpoint); unset optional ones are left out."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in values.items() if v is not None or k == "rng"}
+
+
 # ------------------------------------------------------------------------------------------------ save / load
 
 
@@ -86,17 +112,7 @@ def checkpoint_dict(
     **extra: Any,
 ) -> dict[str, Any]:
     """The reidkit checkpoint of `model` after `epoch` completed epochs (`extra`: e.g. iteration, epoch_rng)."""
-    target = unwrap(model)
-    ckpt: dict[str, Any] = {
-        "format": "reidkit",
-        "version": FORMAT_VERSION,
-        "model": target.state_dict(),
-        "model_name": getattr(target, "model_name", type(target).__name__),
-        "num_classes": int(getattr(target, "num_classes", 0)),
-        "epoch": int(epoch),
-        "config": dict(config or {}),
-        "metrics": dict(metrics or {}),
-    }
+    ckpt = reidkit_checkpoint(model, epoch=int(epoch), config=dict(config or {}), metrics=dict(metrics or {}))
     if optimizer is not None:
         ckpt["optimizer"] = optimizer.state_dict()
     if scheduler is not None:
@@ -122,12 +138,7 @@ def load_checkpoint(path: str | os.PathLike, *, for_resume: bool = False, trust_
     tensors-only unless trust_checkpoint; `loaded`: the file's content already read (it is validated, not read
     again)."""
     obj = torch_load(path, trust_checkpoint=trust_checkpoint) if loaded is None else loaded
-    if not isinstance(obj, Mapping) or obj.get("format") != "reidkit":
-        found = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
-        raise CheckpointError(f"{path}: not a reidkit checkpoint (expected {{'format': 'reidkit', ...}}, got {found})")
-    if not isinstance(obj.get("version"), int) or obj["version"] > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: reidkit checkpoint version {obj.get('version')!r}; this reidkit reads up "
-                              f"to {FORMAT_VERSION}")
+    check_reidkit_header(obj, str(path))
     if for_resume:
         missing = [k for k in RESUME_KEYS if k not in obj]
         if missing:

@@ -67,11 +67,11 @@ def run_demo(output: str | os.PathLike = "runs/demo", cache: str | os.PathLike |
     out(f"demo: synthetic people under {cfg.data.root} (generated on first use), run folder {cfg.output.dir}")
     with trusting_checkpoints(trust_checkpoint):
         untrained = evaluate_untrained(cfg)
-    trained = launch.train(cfg, out=out, trust_checkpoint=trust_checkpoint)
-    seconds = time.monotonic() - start
     start_point = "ImageNet backbone" if cfg.model.pretrained else "random weights"
-    rows = {f"untrained ({start_point})": untrained.table_rows()["without re-ranking"],
-            **(trained.evaluation.table_rows() if trained.evaluation else {})}
+    baseline = {f"untrained ({start_point})": untrained.table_rows()["without re-ranking"]}
+    trained = launch.train(cfg, out=out, trust_checkpoint=trust_checkpoint, report_rows=baseline)
+    seconds = time.monotonic() - start
+    rows = {**baseline, **(trained.evaluation.table_rows() if trained.evaluation else {})}
     out("")
     out(format_table(rows, label=f"demo: {cfg.model.name} ({cfg.model.backbone}) on {cfg.data.name}"))
     out(_where(trained, seconds))

@@ -1,4 +1,4 @@
-"""Evaluation (spec top-db-net.md section 8): eval-mode features of query and gallery, distances, CMC / mAP /
+"""Evaluation (docs/specs/top-db-net.md section 8): eval-mode features of query and gallery, distances, CMC / mAP /
 mINP with and without k-reciprocal re-ranking.
 
     result = evaluate(model, query_loader, gallery_loader, device=device, rerank=True)
@@ -10,7 +10,6 @@ Values are fractions in [0, 1]; tables print them as percentages.
 """
 from __future__ import annotations
 
-import contextlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -18,20 +17,10 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from reidkit.errors import ConfigError
+from reidkit.features.pipeline import Features, extract_features, sample_features
 
 RANKS = (1, 5, 10, 20)
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass
-class Features:
-    features: torch.Tensor  # [N, D] float32, CPU
-    pids: np.ndarray
-    camids: np.ndarray
-    paths: list = field(default_factory=list)
 
 
 @dataclass
@@ -98,52 +87,6 @@ def format_results(result: EvalResult, label: str) -> str:
     tables = [format_table(r.table_rows(), label=f"{label} / {target}") for target, r in result.targets.items()]
     mean = EvalResult(result.metrics, result.reranked)
     return "\n\n".join(tables + [format_table(mean.table_rows(), label=f"{label} / mean of {len(result.targets)}")])
-
-
-def _autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    if amp == "none":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=AMP_DTYPES[amp])
-
-
-@torch.no_grad()
-def extract_features(
-    model: nn.Module,
-    loader: Iterable[Mapping[str, Any]],
-    *,
-    device: torch.device | str = "cpu",
-    amp: str = "none",
-    channels_last: bool = False,
-    flip: bool = False,
-    desc: str | None = None,
-) -> Features:
-    """Eval-mode features of every batch of `loader` ({"img", "pid", "camid", "path"} dicts), in order."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    feats, pids, camids, paths = [], [], [], []
-    try:
-        for batch in tqdm(loader, desc=desc, leave=False, disable=desc is None, dynamic_ncols=True):
-            images = batch["img"].to(device, non_blocking=True)
-            if channels_last and images.dim() == 4:  # video clips [B, T, 3, H, W]: the model's frames follow its layout
-                images = images.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, amp):
-                out = model(images)
-                if flip:
-                    # The last dim is the width for images [B, 3, H, W] and clips [B, T, 3, H, W] alike.
-                    out = (out + model(torch.flip(images, dims=[-1]))) / 2
-            if not isinstance(out, torch.Tensor) or out.dim() != 2:
-                raise ConfigError(f"the model's eval output must be a [B, D] feature tensor, got "
-                                  f"{type(out).__name__ if not isinstance(out, torch.Tensor) else tuple(out.shape)}")
-            feats.append(out.float().cpu())
-            pids.extend(torch.as_tensor(batch["pid"]).tolist())
-            camids.extend(torch.as_tensor(batch["camid"]).tolist())
-            paths.extend(batch.get("path", []))
-    finally:
-        model.train(was_training)
-    if not feats:
-        raise ConfigError("no images to extract features from (empty loader)")
-    return Features(torch.cat(feats), np.asarray(pids), np.asarray(camids), paths)
 
 
 def rank_metrics(cmc: np.ndarray, mAP: float, mINP: float) -> dict[str, float]:
@@ -242,13 +185,6 @@ def evaluate(
     gallery = extract_features(model, gallery_loader, desc="gallery" if progress else None, **common)
     return evaluate_features(sample_features(query, query_loader), sample_features(gallery, gallery_loader),
                              **options)
-
-
-def sample_features(features: Features, loader: Any) -> Features:
-    """The features of the samples ranked: a loader whose dataset splits each sample into several items (the
-    test chunks of a video tracklet) pools the items' features back with its `pool_features`."""
-    pool = getattr(getattr(loader, "dataset", None), "pool_features", None)
-    return pool(features) if callable(pool) else features
 
 
 def format_table(rows: Mapping[str, Mapping[str, float]], *, label: str = "") -> str:

@@ -1,5 +1,5 @@
-"""Trainer hooks (fast-reid style): each hook gets `before_train`, `before_epoch`, `before_step`, `after_step`,
-`after_epoch`, `after_train` and `on_interrupt` calls and sees the trainer as `self.trainer`.
+"""The trainer's hooks (engine.trainer.HookBase): LR schedule, evaluation, logging, checkpoints, backbone
+freezing (fixbase) and loss warm-up.
 
 Order in engine.launch: LRSchedulerHook, CheckpointHook, EvalHook(final=False), LoggerHook: the checkpoint
 holds the stepped scheduler and is on disk before an evaluation can fail (a failed evaluation never costs the
@@ -14,41 +14,20 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping
 
-import torch
 from torch import nn
 from tqdm import tqdm
 
 from reidkit.engine import distributed
+from reidkit.engine.trainer import HookBase
 from reidkit.errors import ConfigError
+from reidkit.losses.warmup import ScaledCriterion, loss_warmup_factor
+from reidkit.models.weights import unwrap
 from reidkit.utils.io import atomic_open, atomic_write_text
-
-if TYPE_CHECKING:
-    from reidkit.engine.trainer import Trainer
 
 # TensorBoard tag groups of LoggerHook: train_iter/* per logged step, train_epoch/* and eval/* per epoch.
 ITER_TAG, EPOCH_TAG, EVAL_TAG = "train_iter", "train_epoch", "eval"
-
-
-class HookBase:
-    trainer: "Trainer"
-
-    def before_train(self) -> None: ...
-    def before_epoch(self) -> None: ...
-    def before_step(self) -> None: ...
-    def after_step(self) -> None: ...
-    def after_epoch(self) -> None: ...
-    def after_train(self) -> None: ...
-
-    def on_interrupt(self) -> None:
-        """Training stops after a signal (the current step is finished)."""
-
-    def state_dict(self) -> dict[str, Any]:
-        """What a mid-epoch checkpoint must keep for this hook."""
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
 def should_run(period: int, completed_epochs: int, total_epochs: int) -> bool:
@@ -286,35 +265,6 @@ class CheckpointHook(HookBase):
         self.trainer.interrupt_checkpoint = self._save(self.last_path)
 
 
-# The AICity vehicle recipe (spec vehicle-aicity.md, section 1; config key loss.warmup_epochs): the *loss*, not
-# the LR, is scaled by w rising linearly from 0.1 to 1 over the first warm-up epochs, one increment per iteration.
-
-
-def loss_warmup_factor(step: int, warmup_steps: int, start: float = 0.1) -> float:
-    """The reference's w at 0-based iteration `step`: min(1, start + (1 - start) * (step + 1) / warmup_steps)."""
-    if warmup_steps <= 0:
-        return 1.0
-    return min(1.0, start + (1.0 - start) * (step + 1) / warmup_steps)
-
-
-class ScaledCriterion(nn.Module):
-    """criterion(output, pids) with the total loss multiplied by `factor` (the parts stay unscaled)."""
-
-    def __init__(self, criterion: nn.Module) -> None:
-        super().__init__()
-        self.criterion = criterion
-        self.factor = 1.0
-
-    @property
-    def batch_targets(self) -> tuple[str, ...]:
-        """The wrapped criterion's batch entries (e.g. "attributes"), which the trainer passes on."""
-        return tuple(getattr(self.criterion, "batch_targets", ()))
-
-    def forward(self, output: object, pids: torch.Tensor, **targets: object) -> tuple[torch.Tensor, dict[str, float]]:
-        loss, parts = self.criterion(output, pids, **targets)
-        return loss * self.factor, parts
-
-
 class LossWarmupHook(HookBase):
     """Scales the trainer's loss by loss_warmup_factor over the first `warmup_epochs` epochs. The factor is
     derived from the epoch and iteration, so a resumed run continues the warm-up where it stopped."""
@@ -332,3 +282,27 @@ class LossWarmupHook(HookBase):
         t = self.trainer
         t.criterion.factor = loss_warmup_factor(t.epoch * t.num_batches + t.iter,
                                                 self.warmup_epochs * t.num_batches, self.start)
+
+
+class FixBaseHook(HookBase):
+    """Trains only the new layers during the first `epochs` epochs (config key train.fixbase_epochs): the
+    backbone's weights and BN statistics stay as they are. Parameters frozen before stay frozen afterwards."""
+
+    def __init__(self, model: nn.Module, epochs: int) -> None:
+        self.backbone = getattr(unwrap(model), "backbone", None)
+        if not isinstance(self.backbone, nn.Module):
+            raise ConfigError(f"train.fixbase_epochs={epochs}: the model {type(unwrap(model)).__name__} has no "
+                              "`backbone` module to freeze; set train.fixbase_epochs=0")
+        self.epochs = epochs
+        self.trainable = {id(p) for p in self.backbone.parameters() if p.requires_grad}
+
+    def before_epoch(self) -> None:
+        t = self.trainer
+        frozen = t.epoch < self.epochs
+        t.frozen = [p for p in self.backbone.parameters() if id(p) in self.trainable] if frozen else []
+        if frozen:
+            self.backbone.eval()
+        if not t.dist.enabled:
+            # DDP needs a fixed set of parameters with gradients; there the trainer drops t.frozen's grads instead.
+            for p in self.backbone.parameters():
+                p.requires_grad_(id(p) in self.trainable and not frozen)

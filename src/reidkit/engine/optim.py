@@ -1,7 +1,8 @@
-"""Optimizers (adam, adamw, sgd) and per-epoch learning-rate schedules.
+"""Optimizers (registry OPTIMIZERS) and per-epoch learning-rate schedules (registry SCHEDULES).
 
 A schedule is a factor of the configured peak LR per 0-based epoch index, applied with LambdaLR and stepped once
-per epoch. The spec's schedules (top-db-net.md section 7), with ep = epoch index + 1 and milestones [50, 200, 300]:
+per epoch. The spec's schedules (docs/specs/top-db-net.md section 7), with ep = epoch index + 1 and milestones [50, 200,
+300]:
 
 - warmup_db (Top-DB-Net, optim.lr 5e-4): ep < 50: lr * (ep // 5 + 1) / 10, i.e. 1e-4 * (ep // 5 + 1) / 2;
   then 5e-4 until ep 200, 5e-5 until ep 300, 5e-6 after.
@@ -11,13 +12,14 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from reidkit.config import OptimConfig, ScheduleConfig
-from reidkit.errors import ConfigError
+from reidkit.errors import ConfigError, RegistryError
+from reidkit.registry import Registry
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -37,9 +39,43 @@ def parameter_groups(model: nn.Module, lr: float, backbone_lr_factor: float) -> 
     return [g for g in groups if g["params"]]
 
 
+# An optimizer builder takes the parameters (or parameter groups) and the optim section.
+OPTIMIZERS: Registry[Callable[[list, OptimConfig], torch.optim.Optimizer]] = Registry("optimizer")
+
+
+def _betas(cfg: OptimConfig) -> tuple[float, float]:
+    if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
+        raise ConfigError(f"optim.betas={cfg.betas!r}: expected two numbers in [0, 1)")
+    return tuple(cfg.betas)
+
+
+@OPTIMIZERS.register("adam")
+def adam(params: list, cfg: OptimConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=cfg.lr, betas=_betas(cfg), weight_decay=cfg.weight_decay)
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(params: list, cfg: OptimConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=cfg.lr, betas=_betas(cfg), weight_decay=cfg.weight_decay)
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(params: list, cfg: OptimConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           nesterov=cfg.nesterov)
+
+
+def _registered(registry: Registry, name: str, key: str) -> Any:
+    try:
+        return registry.get(name)
+    except RegistryError as error:
+        raise ConfigError(f"{key}: {error}") from None
+
+
 def build_optimizer(params: Iterable[nn.Parameter] | nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """Optimizer over `params` (a module: its parameters that require grad; with optim.backbone_lr_factor != 1,
-    the backbone's parameters form a second group at that factor of optim.lr)."""
+    """Optimizer optim.name over `params` (a module: its parameters that require grad; with
+    optim.backbone_lr_factor != 1, the backbone's parameters form a second group at that factor of optim.lr)."""
+    builder = _registered(OPTIMIZERS, cfg.name, "optim.name")
     if isinstance(params, nn.Module):
         model = params
         params = (parameter_groups(model, cfg.lr, cfg.backbone_lr_factor) if cfg.backbone_lr_factor != 1.0
@@ -47,16 +83,7 @@ def build_optimizer(params: Iterable[nn.Parameter] | nn.Module, cfg: OptimConfig
     params = list(params)
     if not params:
         raise ConfigError("the model has no trainable parameters")
-    if cfg.name in ("adam", "adamw"):
-        if len(cfg.betas) != 2 or not all(0 <= b < 1 for b in cfg.betas):
-            raise ConfigError(f"optim.betas={cfg.betas!r}: expected two numbers in [0, 1)")
-        cls = torch.optim.Adam if cfg.name == "adam" else torch.optim.AdamW
-        return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
-    if cfg.name == "sgd":
-        return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
-        )
-    raise ConfigError(f"optim.name={cfg.name!r}: expected adam, adamw or sgd")
+    return builder(params, cfg)
 
 
 class EpochFactor:
@@ -114,27 +141,49 @@ class CosineFactor(MultiStepFactor):
         return self.min_lr_factor + (1 - self.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+# A schedule builder takes the schedule section and the run's epochs and returns its factor function.
+SCHEDULES: Registry[Callable[[ScheduleConfig, int], EpochFactor]] = Registry("schedule")
+
+
+@SCHEDULES.register("warmup_db")
+@SCHEDULES.register("bdb")
+def step_warmup(cfg: ScheduleConfig, epochs: int) -> EpochFactor:
+    if len(cfg.milestones) != 3 or cfg.milestones[0] < 1:
+        raise ConfigError(
+            f"schedule.milestones={list(cfg.milestones)}: {cfg.name} expects [end of warm-up >= 1, first decay, "
+            "second decay], e.g. [50, 200, 300]"
+        )
+    return StepWarmupFactor(cfg.milestones, cfg.gamma)
+
+
+def _warmup_factor(cfg: ScheduleConfig) -> float:
+    if not 0 < cfg.warmup_factor <= 1:
+        raise ConfigError(f"schedule.warmup_factor={cfg.warmup_factor}: expected a value in (0, 1]")
+    return cfg.warmup_factor
+
+
+@SCHEDULES.register("multistep")
+def multistep(cfg: ScheduleConfig, epochs: int) -> EpochFactor:
+    return MultiStepFactor(cfg.milestones, cfg.gamma, cfg.warmup_epochs, _warmup_factor(cfg))
+
+
+@SCHEDULES.register("cosine")
+def cosine(cfg: ScheduleConfig, epochs: int) -> EpochFactor:
+    return CosineFactor(epochs, cfg.warmup_epochs, _warmup_factor(cfg), cfg.min_lr_factor)
+
+
+@SCHEDULES.register("constant")
+def constant(cfg: ScheduleConfig, epochs: int) -> EpochFactor:
+    return EpochFactor()
+
+
 def schedule_factor(cfg: ScheduleConfig, epochs: int) -> EpochFactor:
     """The factor function of schedule `cfg` for a run of `epochs` epochs (validated)."""
+    builder = _registered(SCHEDULES, cfg.name, "schedule.name")
     milestones = list(cfg.milestones)
     if any(b <= a for a, b in zip(milestones, milestones[1:])) or any(m < 0 for m in milestones):
         raise ConfigError(f"schedule.milestones={milestones}: expected increasing epochs >= 0")
-    if cfg.name in ("warmup_db", "bdb"):
-        if len(milestones) != 3 or milestones[0] < 1:
-            raise ConfigError(
-                f"schedule.milestones={milestones}: {cfg.name} expects [end of warm-up >= 1, first decay, second "
-                "decay], e.g. [50, 200, 300]"
-            )
-        return StepWarmupFactor(milestones, cfg.gamma)
-    if not 0 < cfg.warmup_factor <= 1:
-        raise ConfigError(f"schedule.warmup_factor={cfg.warmup_factor}: expected a value in (0, 1]")
-    if cfg.name == "multistep":
-        return MultiStepFactor(milestones, cfg.gamma, cfg.warmup_epochs, cfg.warmup_factor)
-    if cfg.name == "cosine":
-        return CosineFactor(epochs, cfg.warmup_epochs, cfg.warmup_factor, cfg.min_lr_factor)
-    if cfg.name == "constant":
-        return EpochFactor()
-    raise ConfigError(f"schedule.name={cfg.name!r}: expected warmup_db, bdb, multistep, cosine or constant")
+    return builder(cfg, epochs)
 
 
 def build_scheduler(

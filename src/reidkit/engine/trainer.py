@@ -1,5 +1,5 @@
-"""The training loop: epochs of steps, with everything else (LR schedule, evaluation, logging, checkpoints) in
-hooks (engine.hooks).
+"""The training loop and its hook interface (HookBase): epochs of steps, with everything else (LR schedule,
+evaluation, logging, checkpoints, backbone freezing, loss warm-up) in hooks (engine.hooks).
 
     trainer = Trainer(model, criterion, optimizer, loader, epochs=400, device=device,
                       hooks=[LRSchedulerHook(sched), EvalHook(fn, 30), LoggerHook(run_dir), CheckpointHook(...)])
@@ -36,15 +36,38 @@ import torch
 from torch import nn
 
 from reidkit.engine import distributed
-from reidkit.engine.checkpoint import capture_rng, restore_rng, restore_training_state, unwrap
+from reidkit.utils.amp import amp_mode, autocast
+from reidkit.engine.checkpoint import ResumeState, capture_rng, restore_rng, restore_training_state, unwrap
 from reidkit.engine.distributed import DistInfo
-from reidkit.engine.hooks import HookBase
 from reidkit.engine.interrupt import TrainingInterrupted
 from reidkit.errors import ConfigError, ReidkitError
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # A second signal within this many seconds is the same event delivered twice (terminal + torchrun).
 _REPEAT_WINDOW = 2.0
+
+
+class HookBase:
+    """A hook (fast-reid style; the ones reidkit uses are in engine.hooks): the trainer calls `before_train`,
+    `before_epoch`, `before_step`, `after_step`, `after_epoch`, `after_train` and `on_interrupt`, and the hook
+    sees the trainer as `self.trainer`."""
+
+    trainer: "Trainer"
+
+    def before_train(self) -> None: ...
+    def before_epoch(self) -> None: ...
+    def before_step(self) -> None: ...
+    def after_step(self) -> None: ...
+    def after_epoch(self) -> None: ...
+    def after_train(self) -> None: ...
+
+    def on_interrupt(self) -> None:
+        """Training stops after a signal (the current step is finished)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a mid-epoch checkpoint must keep for this hook."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None: ...
 
 
 class NonFiniteLoss(ReidkitError):
@@ -87,7 +110,6 @@ class Trainer:
         amp: str = "none",
         channels_last: bool = False,
         accumulate_steps: int = 1,
-        fixbase_epochs: int = 0,
         grad_clip: float = 0.0,
         dist: DistInfo = DistInfo(),
         hooks: Sequence[HookBase] = (),
@@ -95,9 +117,9 @@ class Trainer:
         self.model, self.module = model, unwrap(model)
         self.criterion, self.optimizer, self.scheduler, self.loader = criterion, optimizer, scheduler, loader
         self.epochs, self.device, self.dist = epochs, torch.device(device), dist
-        self.amp, self.channels_last = self._check_amp(amp, self.device), channels_last
-        self.accumulate_steps, self.fixbase_epochs, self.grad_clip = accumulate_steps, fixbase_epochs, grad_clip
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp == "fp16" else None
+        self.amp, self.channels_last = amp, channels_last
+        self.accumulate_steps, self.grad_clip = accumulate_steps, grad_clip
+        self.scaler = torch.amp.GradScaler("cuda") if amp_mode(amp, self.device).grad_scaler else None
         self.start_epoch = self.start_iter = 0
         self.epoch = self.iter = self.global_step = 0
         self.num_batches = 0
@@ -110,18 +132,10 @@ class Trainer:
         self._signal_time = 0.0
         self._epoch_rng: list[Any] | None = None
         self._resume_rng: list[Any] | None = None
-        self._trainable = {id(p) for p in self.module.parameters() if p.requires_grad}
-        self._frozen: list[nn.Parameter] = []
+        # Parameters whose gradients are dropped before each optimizer step (FixBaseHook's frozen backbone).
+        self.frozen: list[nn.Parameter] = []
         self.hooks: list[HookBase] = []
         self.register_hooks(hooks)
-
-    @staticmethod
-    def _check_amp(amp: str, device: torch.device) -> str:
-        if amp not in ("none", *AMP_DTYPES):
-            raise ConfigError(f"train.amp={amp!r}: expected none, bf16 or fp16")
-        if amp == "fp16" and device.type != "cuda":
-            raise ConfigError("train.amp=fp16 needs a CUDA device (fp16 with a grad scaler); on CPU use train.amp=bf16")
-        return amp
 
     def register_hooks(self, hooks: Iterable[HookBase]) -> None:
         for hook in hooks:
@@ -135,49 +149,41 @@ class Trainer:
     # ------------------------------------------------------------------------------------------------ resume
 
     def resume(self, ckpt: Mapping[str, Any], source: str = "checkpoint") -> None:
-        """Continue from a checkpoint of checkpoint_state(): weights, optimizer, scheduler, scaler, epoch,
-        iteration within the epoch, RNG states and hook states."""
+        """Continue from a checkpoint of checkpoint_state(): weights, optimizer, scheduler, scaler and the
+        ResumeState (epoch, iteration within the epoch, RNG states, hook states)."""
         restore_training_state(ckpt, self.model, self.optimizer, self.scheduler, self.scaler, source=source)
-        self.start_epoch, self.start_iter = int(ckpt["epoch"]), int(ckpt.get("iteration", 0))
-        self.global_step = int(ckpt.get("global_step", 0))
-        self.latest_metrics = dict(ckpt.get("metrics", {}))
+        state = ResumeState.from_checkpoint(ckpt)
+        self.start_epoch, self.start_iter, self.global_step = state.epoch, state.iteration, state.global_step
+        self.latest_metrics = state.metrics
         if self.start_epoch > self.epochs or (self.start_epoch == self.epochs and self.start_iter):
             raise ConfigError(f"{source}: has {self.start_epoch} epochs done but train.epochs={self.epochs}; raise "
                               "train.epochs to train further")
-        rngs, epoch_rngs = ckpt.get("rng"), ckpt.get("epoch_rng")
-        if isinstance(rngs, list) and len(rngs) == self.dist.world_size:
-            self._resume_rng = [rngs[self.dist.rank], epoch_rngs[self.dist.rank] if epoch_rngs else None]
-        elif rngs is not None:
-            print(f"warning: {source} was saved by {len(rngs)} processes, this run has {self.dist.world_size}: "
+        if isinstance(state.rng, list) and len(state.rng) == self.dist.world_size:
+            rank = self.dist.rank
+            self._resume_rng = [state.rng[rank], state.epoch_rng[rank] if state.epoch_rng else None]
+        elif state.rng is not None:
+            print(f"warning: {source} was saved by {len(state.rng)} processes, this run has {self.dist.world_size}: "
                   "random states are not restored, the run continues but not bit-identically", file=sys.stderr)
         generator = getattr(self.loader, "generator", None)
-        if generator is not None and "loader_generator" in ckpt:
-            generator.set_state(ckpt["loader_generator"])
+        if generator is not None and state.loader_generator is not None:
+            generator.set_state(state.loader_generator)
         for hook in self.hooks:
-            hook.load_state_dict(ckpt.get("hooks", {}).get(type(hook).__name__, {}))
+            hook.load_state_dict(state.hooks.get(type(hook).__name__, {}))
 
     def checkpoint_state(self, config: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Keyword arguments of save_checkpoint for the current point: after a completed epoch (iteration 0)
         or mid-epoch. Collective in distributed runs (gathers every process's RNG state)."""
         mid_epoch = 0 < self.iter < self.num_batches
-        state: dict[str, Any] = {
-            "epoch": self.epoch if mid_epoch else self.epoch + 1,
-            "iteration": self.iter if mid_epoch else 0,
-            "global_step": self.global_step,
-            "optimizer": self.optimizer,
-            "scheduler": self.scheduler,
-            "scaler": self.scaler,
-            "rng": distributed.all_gather_object(capture_rng()),
-            "config": dict(config or {}),
-            "metrics": dict(self.latest_metrics),
-            "hooks": {type(h).__name__: h.state_dict() for h in self.hooks} if mid_epoch else {},
-        }
-        if mid_epoch:
-            state["epoch_rng"] = self._epoch_rng
         generator = getattr(self.loader, "generator", None)
-        if generator is not None:
-            state["loader_generator"] = generator.get_state()
-        return state
+        state = ResumeState(
+            epoch=self.epoch if mid_epoch else self.epoch + 1, iteration=self.iter if mid_epoch else 0,
+            global_step=self.global_step, metrics=dict(self.latest_metrics),
+            rng=distributed.all_gather_object(capture_rng()), epoch_rng=self._epoch_rng if mid_epoch else None,
+            loader_generator=generator.get_state() if generator is not None else None,
+            hooks={type(h).__name__: h.state_dict() for h in self.hooks} if mid_epoch else {},
+        )
+        return {"optimizer": self.optimizer, "scheduler": self.scheduler, "scaler": self.scaler,
+                "config": dict(config or {}), **state.entries()}
 
     # ---------------------------------------------------------------------------------------------- signals
 
@@ -232,25 +238,9 @@ class Trainer:
                 holder.set_epoch(epoch)
         if hasattr(self.module, "set_epoch"):
             self.module.set_epoch(epoch)
-        self._set_fixbase(epoch < self.fixbase_epochs)
+        self.model.train()
         self.lr = self.optimizer.param_groups[0]["lr"]
         self.epoch_metrics = {}
-
-    def _set_fixbase(self, frozen: bool) -> None:
-        """Freeze the backbone (weights and BN statistics) during the first fixbase_epochs."""
-        backbone = getattr(self.module, "backbone", None)
-        self.model.train()
-        if backbone is None:
-            if self.fixbase_epochs:
-                raise ConfigError("train.fixbase_epochs needs a model with a `backbone` attribute")
-            return
-        self._frozen = [p for p in backbone.parameters() if id(p) in self._trainable] if frozen else []
-        if frozen:
-            backbone.eval()
-        if not self.dist.enabled:
-            # DDP needs a fixed set of parameters with gradients; there grads are dropped before the step instead.
-            for p in backbone.parameters():
-                p.requires_grad_(id(p) in self._trainable and not frozen)
 
     def _epoch_batches(self) -> Iterator[Mapping[str, Any]]:
         """This epoch's batches; a mid-epoch resume draws them with the epoch-start RNG and skips the done ones."""
@@ -291,11 +281,6 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------------ steps
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp == "none":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.amp])
-
     def run_step(self, batch: Mapping[str, Any]) -> StepOutput:
         images = batch["img"].to(self.device, non_blocking=True)
         if self.channels_last and images.dim() == 4:  # video clips [B, T, 3, H, W]: see the evaluator
@@ -305,7 +290,7 @@ class Trainer:
         no_sync = getattr(self.model, "no_sync", None)
         sync = no_sync() if (no_sync is not None and not boundary) else contextlib.nullcontext()
         with sync:
-            with self._autocast():
+            with autocast(self.device, self.amp):
                 output = self.model(images)
             loss, parts = self.criterion(_float_output(output) if self.amp != "none" else output, pids,
                                          **self._batch_targets(batch))
@@ -330,7 +315,7 @@ class Trainer:
         return targets
 
     def _optimizer_step(self) -> None:
-        for p in self._frozen:
+        for p in self.frozen:
             p.grad = None
         if self.grad_clip > 0:
             if self.scaler is not None:

@@ -9,7 +9,7 @@ loss = mean_i max(0, D_f(i, p+) - D_f(i, p-) + m). The choice of p+/p- carries n
 itself (D_A(i, i) ~ 0) and the loss reduces to pulling in the attribute-farthest positive. reidkit's default
 (False) follows the paper: p- is another sample of the identity, and anchors without one are left out.
 
-The ASTA criterion (spec section 2):
+The ASTA criterion (docs/specs/video-aitl-asta.md section 2):
     L = L_ID + (L_BH + sum_g L_AITL(g)) / (1 + G) + L_attr
 with L_ID the label-smoothed cross-entropy on the BNNeck logits, L_BH the cosine batch-hard triplet on the
 pre-BN feature, G the attribute groups (ID-irrelevant, ID-relevant) and L_attr their BCE.

@@ -3,28 +3,46 @@ hardest positive (farthest same identity) and hardest negative (closest other id
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from reidkit.errors import ConfigError
+from reidkit.errors import ConfigError, RegistryError
+from reidkit.registry import Registry
 
-METRICS = ("euclidean", "cosine")
+# Triplet distances by name (config key loss.metric): [N, D] features -> [N, N] distances.
+METRICS: Registry[Callable[[torch.Tensor], torch.Tensor]] = Registry("triplet distance metric")
+
+
+@METRICS.register("euclidean")
+def euclidean(x: torch.Tensor) -> torch.Tensor:
+    """As the reference computes it: sqrt of the expanded squared distance, clamped at 1e-12 so the gradient
+    at 0 stays finite."""
+    sq = x.pow(2).sum(1, keepdim=True)
+    dist = torch.addmm(sq + sq.t(), x, x.t(), beta=1, alpha=-2)
+    return dist.clamp(min=1e-12).sqrt()
+
+
+@METRICS.register("cosine")
+def cosine(x: torch.Tensor) -> torch.Tensor:
+    """1 - cosine similarity."""
+    unit = F.normalize(x, p=2, dim=1)
+    return 1.0 - unit @ unit.t()
+
+
+def _distance(metric: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    try:
+        return METRICS.get(metric)
+    except RegistryError as error:
+        raise ConfigError(f"loss.metric: {error}") from None
 
 
 def pairwise_distance(x: torch.Tensor, metric: str = "euclidean") -> torch.Tensor:
-    """[N, D] -> [N, N]. Euclidean as the reference computes it (sqrt of the expanded squared distance,
-    clamped at 1e-12 so the gradient at 0 stays finite); cosine = 1 - cosine similarity."""
+    """[N, D] -> [N, N] under the triplet distance `metric` (METRICS)."""
     if x.dim() != 2:
         raise ValueError(f"pairwise_distance expects [N, D] features, got shape {tuple(x.shape)}")
-    if metric == "euclidean":
-        sq = x.pow(2).sum(1, keepdim=True)
-        dist = torch.addmm(sq + sq.t(), x, x.t(), beta=1, alpha=-2)
-        return dist.clamp(min=1e-12).sqrt()
-    if metric == "cosine":
-        unit = F.normalize(x, p=2, dim=1)
-        return 1.0 - unit @ unit.t()
-    raise ConfigError(f"unknown triplet distance metric {metric!r}; expected one of {METRICS}")
+    return _distance(metric)(x)
 
 
 @dataclass(frozen=True)
@@ -59,8 +77,7 @@ class BatchHardMiner:
     """miner(embeddings, labels) -> HardTriplets, under `metric` ("euclidean" or "cosine")."""
 
     def __init__(self, metric: str = "euclidean") -> None:
-        if metric not in METRICS:
-            raise ConfigError(f"unknown triplet distance metric {metric!r}; expected one of {METRICS}")
+        _distance(metric)
         self.metric = metric
 
     def __call__(self, embeddings: torch.Tensor, labels: torch.Tensor) -> HardTriplets:

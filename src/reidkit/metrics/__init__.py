@@ -14,9 +14,10 @@ _SOURCES = {
     "alpha_query_expansion": "reidkit.metrics.query_expansion",
     "average_query_expansion": "reidkit.metrics.query_expansion",
     "dbscan_query_expansion": "reidkit.metrics.query_expansion",
-    "PROTOCOLS": "reidkit.metrics.rank",
+    "RANK_PROTOCOLS": "reidkit.metrics.rank",
     "evaluate_rank": "reidkit.metrics.rank",
     "evaluate_rank_from_features": "reidkit.metrics.rank",
+    "query_average_precision": "reidkit.metrics.rank",
     "re_ranking": "reidkit.metrics.rerank",
     "re_ranking_from_features": "reidkit.metrics.rerank",
 }

@@ -5,15 +5,27 @@ row (top-k, ranks) stream through a query x gallery problem without ever holding
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Literal
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 from reidkit.metrics._checks import MetricInputError, positive_int
+from reidkit.registry import Registry
 
-Metric = Literal["sqeuclidean", "euclidean", "cosine"]
-METRICS: tuple[str, ...] = ("sqeuclidean", "euclidean", "cosine")
+
+@dataclass(frozen=True)
+class DistanceKind:
+    cosine: bool = False  # 1 - cosine similarity; otherwise the squared euclidean distance ...
+    sqrt: bool = False  # ... or its square root
+
+
+# Query-gallery distances by name (config key test.metric).
+METRICS: Registry[DistanceKind] = Registry("distance metric")
+METRICS.register("sqeuclidean")(DistanceKind())
+METRICS.register("euclidean")(DistanceKind(sqrt=True))
+METRICS.register("cosine")(DistanceKind(cosine=True))
 
 # Rows per block when the caller does not say: bounded by bytes of output, not by rows, so that a block of a
 # 82,161-wide gallery stays as small as one of a 15,913-wide gallery.
@@ -50,21 +62,22 @@ class _BlockDistance:
                 f"feature dimensions differ: a has shape {tuple(a.shape)}, b has shape {tuple(b.shape)}; "
                 "expected the same number of columns")
         self.metric = check_metric(metric)
+        self.kind = METRICS.get(metric)
         dtype = torch.promote_types(a.dtype, b.dtype)
         self.a, self.b = a.to(dtype), b.to(dtype)
-        if metric == "cosine":
+        if self.kind.cosine:
             self.b = torch.nn.functional.normalize(self.b, dim=1)
         else:
             self.b_sq = self.b.pow(2).sum(dim=1)
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
         a = self.a[start:stop]
-        if self.metric == "cosine":
+        if self.kind.cosine:
             return 1.0 - torch.nn.functional.normalize(a, dim=1) @ self.b.T
         # ||a||^2 + ||b||^2 - 2ab; the clamp removes the small negatives that cancellation leaves
         dist = torch.addmm(a.pow(2).sum(dim=1, keepdim=True) + self.b_sq.unsqueeze(0), a, self.b.T, alpha=-2.0)
         dist.clamp_(min=0.0)
-        return dist.sqrt_() if self.metric == "euclidean" else dist
+        return dist.sqrt_() if self.kind.sqrt else dist
 
 
 def iter_distance_blocks(a: Any, b: Any, metric: str = "sqeuclidean", *, block_rows: int | None = None

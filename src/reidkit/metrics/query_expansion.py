@@ -1,4 +1,5 @@
-"""Query expansion: average QE, alpha-QE, and the DBSCAN query clustering of the vehicle pipeline (spec 3.1).
+"""Query expansion: average QE, alpha-QE, and the DBSCAN query clustering of the vehicle pipeline
+(docs/specs/vehicle-aicity.md section 3.1).
 
 All three work in cosine space: features are L2-normalised before use and the expanded queries are
 returned L2-normalised, float32 [Q, D]. Each function accepts numpy arrays or torch tensors.

@@ -46,7 +46,6 @@ from reidkit.metrics._checks import MetricInputError, as_labels, as_matrix, posi
 from reidkit.metrics.distance import check_metric, iter_distance_blocks
 from reidkit.registry import Registry
 
-Protocol = Literal["market", "cuhk03", "self"]
 Keys = tuple[np.ndarray, np.ndarray]
 
 
@@ -84,7 +83,6 @@ RANK_PROTOCOLS: Registry[RankProtocol] = Registry("evaluation protocol")
 RANK_PROTOCOLS.register("market")(RankProtocol(camera_keys))
 RANK_PROTOCOLS.register("cuhk03")(RankProtocol(camera_keys, single_shot=True))
 RANK_PROTOCOLS.register("self")(RankProtocol(image_keys))
-PROTOCOLS: tuple[str, ...] = ("market", "cuhk03", "self")  # in the order the docs list them
 # cuhk03 draws: a RandomState selects fastreid's own draws (see evaluate_rank)
 Seed = int | np.random.Generator | np.random.RandomState | None
 
@@ -123,16 +121,25 @@ class _Accumulator:
     def __init__(self, num_gallery: int, max_rank: int, ties: str = "pessimistic") -> None:
         self.first_rank_hist = np.zeros(num_gallery + 1, np.int64)
         self.ap: list[np.ndarray] = []
+        self.ap_queries: list[np.ndarray] = []  # the query index of each AP
         self.inp: list[np.ndarray] = []
         self.single_shot_cmc: list[np.ndarray] = []
         self.max_rank = max_rank
         self.ties = ties
         self.tied_rows = 0  # valid queries where a match has the same distance as a non-match
 
-    def add_ranks(self, first: np.ndarray, ap: np.ndarray, inp: np.ndarray) -> None:
+    def add_ranks(self, first: np.ndarray, ap: np.ndarray, inp: np.ndarray, queries: np.ndarray) -> None:
         self.first_rank_hist += np.bincount(first, minlength=len(self.first_rank_hist))[: len(self.first_rank_hist)]
         self.ap.append(ap)
+        self.ap_queries.append(queries)
         self.inp.append(inp)
+
+    def query_ap(self, num_query: int) -> np.ndarray:
+        """AP of every query in query order; NaN for the queries without a valid match."""
+        ap = np.full(num_query, np.nan)
+        if self.ap:
+            ap[np.concatenate(self.ap_queries)] = np.concatenate(self.ap)
+        return ap
 
     def result(self, single_shot: bool) -> tuple[np.ndarray, float, float]:
         ap = np.concatenate(self.ap) if self.ap else np.zeros(0)
@@ -198,15 +205,15 @@ def _match_ties_non_match(sorted_dist: np.ndarray, positive: np.ndarray, non_mat
     return (has_match & has_other).reshape(sorted_dist.shape).any(axis=1)
 
 
-def _market_exact(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: _Gallery, acc: _Accumulator
-                  ) -> None:
+def _market_exact(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: _Gallery, acc: _Accumulator,
+                  queries: np.ndarray) -> None:
     _, raw, _, kept_rank = _ranked_rows(dist, q_pids, q_camids, gallery, acc)
-    _, first, ap, inp = _metrics_from_sorted_matches(raw, kept_rank)
-    acc.add_ranks(first, ap, inp)
+    valid, first, ap, inp = _metrics_from_sorted_matches(raw, kept_rank)
+    acc.add_ranks(first, ap, inp, queries[valid])
 
 
-def _market_fast(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: _Gallery, acc: _Accumulator
-                 ) -> None:
+def _market_fast(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: _Gallery, acc: _Accumulator,
+                 queries: np.ndarray) -> None:
     """Ranks of the matches by value sort + binary search; rows where a match ties a non-match go to the exact path."""
     sorted_rows = np.sort(dist, axis=1)  # NaNs sort last: one column tells whether a row has any
     if np.isnan(sorted_rows[:, -1]).any():
@@ -249,21 +256,21 @@ def _market_fast(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gal
         first = np.where(pos, r, np.iinfo(np.int64).max).min(axis=1)
         last = np.where(pos, r, -1).max(axis=1)
         ap = np.divide(kk + 1.0, r + 1.0, out=np.zeros(pos.shape), where=pos).sum(axis=1) / n
-        acc.add_ranks(first, ap, n / (last + 1.0))
+        acc.add_ranks(first, ap, n / (last + 1.0), queries[use])
     if tied.any():
         counted = acc.tied_rows
-        _market_exact(dist[tied], q_pids[tied], q_camids[tied], gallery, acc)
+        _market_exact(dist[tied], q_pids[tied], q_camids[tied], gallery, acc, queries[tied])
         acc.tied_rows = counted  # already counted above
 
 
 def _cuhk03_single_shot(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: _Gallery,
                         gallery_label: np.ndarray, num_ids: int, rng: np.random.Generator, num_repeats: int,
-                        acc: _Accumulator) -> None:
+                        acc: _Accumulator, queries: np.ndarray) -> None:
     order, raw, kept, kept_rank = _ranked_rows(dist, q_pids, q_camids, gallery, acc)
     # one block of draws per query, in query order: results do not depend on how queries are blocked
     keys = rng.random((len(dist), num_repeats, dist.shape[1]))
     valid, first, ap, inp = _metrics_from_sorted_matches(raw, kept_rank)
-    acc.add_ranks(first, ap, inp)
+    acc.add_ranks(first, ap, inp, queries[valid])
     if not valid.any():
         return
     order, raw, kept, keys = order[valid], raw[valid], kept[valid], keys[valid]
@@ -283,14 +290,14 @@ def _cuhk03_single_shot(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarr
 
 def _cuhk03_fastreid_draws(dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: _Gallery,
                            gallery_label: np.ndarray, num_ids: int, rs: np.random.RandomState, num_repeats: int,
-                           acc: _Accumulator) -> None:
+                           acc: _Accumulator, queries: np.ndarray) -> None:
     """Single-gallery-shot CMC with fastreid's own draws: for each valid query, each repeat, and each identity
     in order of its first appearance in the ranked kept gallery, `np.random.choice` of that identity's kept
     items. One `rs.randint(0, counts)` call makes the same draws as those sequential calls (a count of 1
     consumes nothing in both), so a RandomState seeded as fastreid's global one gives fastreid's numbers."""
     order, raw, kept, kept_rank = _ranked_rows(dist, q_pids, q_camids, gallery, acc)
     valid, first, ap, inp = _metrics_from_sorted_matches(raw, kept_rank)
-    acc.add_ranks(first, ap, inp)
+    acc.add_ranks(first, ap, inp, queries[valid])
     if not valid.any():
         return
     order, raw, kept = order[valid], raw[valid], kept[valid]
@@ -328,7 +335,7 @@ class _Evaluator:
                  max_rank: int, protocol: str, ignore_pids: Iterable[int], num_repeats: int,
                  seed: Seed, q_images: Any = None, g_images: Any = None, ties: str = "pessimistic") -> None:
         if protocol not in RANK_PROTOCOLS:
-            raise MetricInputError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+            raise MetricInputError(f"protocol must be one of {', '.join(RANK_PROTOCOLS.names())}, got {protocol!r}")
         if ties not in TIES:
             raise MetricInputError(f"ties must be one of {', '.join(TIES)}, got {ties!r}")
         self.spec = RANK_PROTOCOLS.get(protocol)
@@ -370,21 +377,22 @@ class _Evaluator:
             dist = dist[:, self.keep_cols]
         rows = slice(start, start + len(dist))
         q_pids, q_camids = self.q_pids[rows], self.q_camids[rows]
+        queries = np.arange(rows.start, rows.start + len(dist))
         if not self.spec.single_shot:
-            _market_fast(dist, q_pids, q_camids, self.gallery, self.acc)
+            _market_fast(dist, q_pids, q_camids, self.gallery, self.acc, queries)
         else:
             if np.isnan(dist).any():
                 raise MetricInputError("distmat contains NaN; distances must be numbers (inf is allowed)")
             draw = _cuhk03_fastreid_draws if isinstance(self.rng, np.random.RandomState) else _cuhk03_single_shot
             draw(dist, q_pids, q_camids, self.gallery, self.gallery_label, self.num_ids, self.rng, self.num_repeats,
-                 self.acc)
+                 self.acc, queries)
 
     def result(self) -> tuple[np.ndarray, float, float]:
         return self.acc.result(single_shot=self.spec.single_shot)
 
 
 def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, max_rank: int = 50,
-                  protocol: Protocol = "market", *, ignore_pids: Iterable[int] = (), num_repeats: int = 10,
+                  protocol: str = "market", *, ignore_pids: Iterable[int] = (), num_repeats: int = 10,
                   seed: Seed = 0, block_rows: int | None = None, q_images: Any = None, g_images: Any = None,
                   ties: Ties = "pessimistic") -> tuple[np.ndarray, float, float]:
     """Evaluate a query x gallery distance matrix: returns `(cmc, mAP, mINP)`.
@@ -409,6 +417,24 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
     result does not depend on the gallery order) or "argsort" (np.argsort's order, as fastreid and torchreid);
     see the module doc. Either way a warning reports collapsed features (ties in >= 5% of the valid queries).
     """
+    return _rank_matrix(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, ignore_pids, num_repeats,
+                        seed, block_rows, q_images, g_images, ties).result()
+
+
+def query_average_precision(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
+                            protocol: str = "market", *, ignore_pids: Iterable[int] = (), q_images: Any = None,
+                            g_images: Any = None, ties: Ties = "pessimistic") -> np.ndarray:
+    """The AP of every query (float64, query order) that `evaluate_rank` averages into the mAP, ties ordered
+    the same way; NaN for the queries it skips (no valid match)."""
+    ev = _rank_matrix(distmat, q_pids, g_pids, q_camids, g_camids, 1, protocol, ignore_pids, 1, 0, None,
+                      q_images, g_images, ties)
+    return ev.acc.query_ap(len(ev.q_pids))
+
+
+def _rank_matrix(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any, max_rank: int,
+                 protocol: str, ignore_pids: Iterable[int], num_repeats: int, seed: Seed, block_rows: int | None,
+                 q_images: Any, g_images: Any, ties: str) -> _Evaluator:
+    """An evaluator fed the whole distance matrix, one block of queries at a time."""
     dist = as_matrix("distmat", distmat)
     num_query, num_gallery = dist.shape
     ev = _Evaluator(num_query, q_pids, g_pids, q_camids, g_camids, num_gallery, max_rank, protocol, ignore_pids,
@@ -420,11 +446,11 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
     n = positive_int("block_rows", block_rows) if block_rows is not None else ev.block_rows(dist.itemsize)
     for start in range(0, num_query, n):
         ev.add(start, dist[start:start + n])
-    return ev.result()
+    return ev
 
 
 def evaluate_rank_from_features(q_feats: Any, g_feats: Any, q_pids: Any, g_pids: Any, q_camids: Any,
-                                g_camids: Any, max_rank: int = 50, protocol: Protocol = "market", *,
+                                g_camids: Any, max_rank: int = 50, protocol: str = "market", *,
                                 metric: str = "sqeuclidean", ignore_pids: Iterable[int] = (),
                                 num_repeats: int = 10, seed: Seed = 0, block_rows: int | None = None,
                                 q_images: Any = None, g_images: Any = None, ties: Ties = "pessimistic"

@@ -1,7 +1,7 @@
 """k-reciprocal re-ranking (Zhong et al., CVPR 2017) with torchreid 0.2.5's exact semantics, sparse and blocked.
 
 torchreid's `re_ranking` builds the (Q+G) x (Q+G) matrix of the inputs, squares it, normalises it, argsorts
-it entirely and fills two dense (Q+G)^2 weight matrices: 8.6 GB and 92 s at Market-1501 scale, and
+it entirely and fills two dense (Q+G)^2 weight matrices: 8.6 GB at Market-1501 scale (docs/results/eval_speed.md), and
 impossible at MSMT17 scale. Yet only the k1+1 nearest neighbours of each item and the weights on the
 k-reciprocal sets (tens of entries per row) matter. Here the matrix is visited one block of rows at a time
 (top-k of each row), the neighbour relations are scipy sparse matrices, and the Jaccard distances are built
@@ -12,7 +12,7 @@ The semantics reproduced, in torchreid's order (N = Q + G items, queries first):
 1. D = [[q_q, q_g], [q_g^T, g_g]], *squared* in the inputs' common dtype, cast to float32, each column divided
    by its maximum and the matrix transposed: row i of `original_dist` is column i of D^2 over its maximum.
    (For symmetric inputs, row i divided by its own maximum. Feeding torchreid's "euclidean", which is the
-   squared distance, means the 4th power of the euclidean distance: spec 8 of Top-DB-Net.)
+   squared distance, means the 4th power of the euclidean distance: docs/specs/top-db-net.md section 8.)
    `square_input=False` skips the squaring (the vehicle pipeline re-ranks 2 - 2s, which can be negative).
 2. Neighbours: `np.argsort` of each row (numpy's default, unstable kind). We select the k1+1 smallest by
    `np.argpartition` and sort them; a row whose k1+2 smallest values contain a tie is argsorted in full with
@@ -47,9 +47,8 @@ class CollapsedDistancesError(MetricInputError):
 # `re_ranking` runs on numpy and scipy alone: torch (~0.6 GB of resident memory for its libraries) is imported
 # by `re_ranking_from_features` only, which computes the distances with it.
 
-# Working buffers, on top of the inputs and the float32 [Q, G] output. Measured at Market-1501 scale (numpy
-# and scipy only, 1 thread): 64 MB / 2M / 32 MB blocks add 407 MB to the inputs in 3.7 s, 16 MB / 0.5M / 8 MB
-# add 261 MB (214 MB of it the output) in 2.4 s; 8 MB / 0.25M / 4 MB 241 MB in 2.7 s.
+# Working buffers, on top of the inputs and the float32 [Q, G] output: the sizes that needed the least memory
+# without costing time at Market-1501 scale (the measurements: docs/results/eval_speed.md, "Re-ranking buffers").
 _BLOCK_BYTES = 16 * 2**20     # one [rows, Q+G] float32 block of normalised distances (distance matrices)
 _FEATURE_BLOCK_BYTES = 64 * 2**20  # the same from features (one matrix product per block, and pair gathers)
 _PAIR_BUDGET = 2**19          # (query, gallery) min-terms of the Jaccard sums expanded at once
@@ -78,7 +77,7 @@ class _DenseSource:
 
     def _fill_transposed(self, out: np.ndarray, columns: np.ndarray) -> None:
         """out = f(columns.T), in tiles of rows of `columns`: a plain strided transpose touches a new page for
-        every element and runs ~5x slower than this."""
+        every element and runs several times slower than this."""
         for r in range(0, columns.shape[0], 256):
             self._fill(out[:, r:r + 256], columns[r:r + 256].T)
 
@@ -341,9 +340,9 @@ def re_ranking(q_g_dist: Any, q_q_dist: Any, g_g_dist: Any, k1: int = 20, k2: in
     "euclidean" distance matrices, which are *squared* euclidean distances (so the re-ranking works on
     their square). square_input=False: the inputs are used as they are (still normalised by each column's
     maximum); use it for distances that may be negative or that must not be squared, e.g. d = 2 - 2s from
-    similarities s (the vehicle pipeline, spec 3.6). Never feed similarities: larger must mean farther.
-    k1, k2, lambda_value: as in the paper (20, 6, 0.3). Result agrees with torchreid to ~1e-7 (module doc).
-    Memory: the inputs, the output and O((Q+G) * k1 * k2); block_rows bounds the rows of the (Q+G)-wide
+    similarities s (the vehicle pipeline, docs/specs/vehicle-aicity.md section 3.6). Never feed similarities: larger
+    must mean farther. k1, k2, lambda_value: as in the paper (20, 6, 0.3). Result agrees with torchreid to ~1e-7 (module
+    doc). Memory: the inputs, the output and O((Q+G) * k1 * k2); block_rows bounds the rows of the (Q+G)-wide
     normalised matrix held at once (16 MB by default). Needs numpy and scipy only (torch is not imported).
     """
     q_g = as_matrix("q_g_dist", q_g_dist)

@@ -1,4 +1,4 @@
-"""ASTA: Attribute-driven Spatio-Temporal Attention (arXiv 2006.07597; spec video-aitl-asta.md section 1).
+"""ASTA: Attribute-driven Spatio-Temporal Attention (arXiv 2006.07597; docs/specs/video-aitl-asta.md section 1).
 
 Per frame F = backbone(frame) [C, h, w]. One attribute stream per attribute group (ID-irrelevant,
 ID-relevant), each on X = F.detach():
@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -73,7 +72,8 @@ class ASTA(VideoReidModel):
     height, width: the attention's spatial positions), last_stride (1)."""
 
     loss_spec: ClassVar[dict[str, tuple[str, ...]]] = {"global": ("triplet", "ce")}
-    loss_defaults: ClassVar[dict[str, object]] = {"metric": "cosine"}  # L_BH on 1 - cos (spec section 2)
+    # L_BH on 1 - cos (docs/specs/video-aitl-asta.md section 2)
+    loss_defaults: ClassVar[dict[str, object]] = {"metric": "cosine"}
     classifier_names: ClassVar[tuple[str, ...]] = ("classifier", "attributes.irrelevant.classifier",
                                                     "attributes.relevant.classifier")
     reference_prefixes: ClassVar[tuple[tuple[str, str], ...]] = (
@@ -143,33 +143,3 @@ def predict_tracklet_attributes(model: ASTA, loader: Iterable[Mapping[str, Any]]
         model.train(was_training)
     pool = loader.dataset.pool  # type: ignore[attr-defined]
     return {group: pool(torch.cat(values)) for group, values in chunks.items()}
-
-
-def attribute_metrics(model: ASTA, loaders: Mapping[str, Any], dataset: Any, *,
-                      device: torch.device | str = "cpu") -> dict[str, float]:
-    """Attribute accuracy of the tracklets of `loaders` (subset -> chunk loader, e.g. query and gallery: people
-    never seen in training) that have attribute labels, against the majority-class baseline (the training
-    set's most frequent class). Means over the attributes that vary; constant ones tell nothing ({} when no
-    tracklet is labelled or nothing varies).
-    Keys: "attr/accuracy", "attr/majority", "attr/<attribute>" (accuracy), "attr/<attribute>/majority"."""
-    from reidkit.data.video.attributes import attribute_report
-
-    schema = dataset.attribute_schema
-    predicted, labels = [], []
-    for subset, loader in loaders.items():
-        known = [i for i, value in enumerate(dataset.attributes[subset]) if value is not None]
-        logits = predict_tracklet_attributes(model, loader, device=device)
-        predicted.append(schema.predict({g: v[known] for g, v in logits.items()}).numpy())
-        labels.extend(dataset.attributes[subset][i] for i in known)
-    if not labels:  # no test tracklet has an attribute row: nothing to measure
-        return {}
-    report = attribute_report(schema, np.concatenate(predicted), np.array(labels),
-                              np.array(dataset.attributes["train"]))
-    varying = {name: r for name, r in report.items() if r["classes"] > 1}
-    if not varying:
-        return {}
-    metrics = {"attr/accuracy": float(np.mean([r["accuracy"] for r in varying.values()])),
-               "attr/majority": float(np.mean([r["majority"] for r in varying.values()]))}
-    for name, r in varying.items():
-        metrics[f"attr/{name}"], metrics[f"attr/{name}/majority"] = r["accuracy"], r["majority"]
-    return metrics

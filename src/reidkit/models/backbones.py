@@ -4,7 +4,7 @@
     backbone(x).shape  # [B, backbone.out_channels, H/16, W/16] with last stride 1
 
 Module names follow torchvision's (conv1, bn1, layer1.. / features.N), so torchvision-format state dicts load
-as they are. `pretrained`: see reidkit.models.weights.load_pretrained_backbone.
+as they are. `pretrained`: see reidkit.models.pretrained.load_pretrained_backbone.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import torchvision
 from torch import nn
 
 from reidkit.errors import ConfigError
+from reidkit.models.pretrained import load_pretrained_backbone
 from reidkit.registry import Registry
 
 BACKBONES: Registry[Callable[..., nn.Module]] = Registry("backbone")
@@ -102,10 +103,8 @@ def build_backbone(
     name: str, *, last_stride: int = 1, pretrained: str | os.PathLike | bool | None = None
 ) -> nn.Module:
     """Backbone `name` (see BACKBONES.names()) with `.out_channels`; `pretrained` as in
-    reidkit.models.weights.load_pretrained_backbone (None: torchvision's random initialisation)."""
+    reidkit.models.pretrained.load_pretrained_backbone (None: torchvision's random initialisation)."""
     backbone = BACKBONES.get(name)(last_stride=last_stride)
     if pretrained not in (None, False):
-        from reidkit.models.weights import load_pretrained_backbone
-
         load_pretrained_backbone(backbone, pretrained)
     return backbone

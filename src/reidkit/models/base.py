@@ -22,6 +22,7 @@ class ReidModel(nn.Module):
     - `reference_prefixes`: (reference-implementation prefix, reidkit prefix) pairs, so the reference's
       checkpoints load by name; the backbone adds its own (`base.N.` -> `backbone.layerK.`).
     - `reference_ignored`: reference entries that the reference never used in forward (dead parameters).
+    - `sample_kind`: "image" or "tracklet", the dataset.sample_kind the model reads.
     """
 
     loss_spec: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -29,6 +30,7 @@ class ReidModel(nn.Module):
     classifier_names: ClassVar[tuple[str, ...]] = ()
     reference_prefixes: ClassVar[tuple[tuple[str, str], ...]] = ()
     reference_ignored: ClassVar[tuple[str, ...]] = ()
+    sample_kind: ClassVar[str] = "image"
 
     backbone: nn.Module
     feature_dim: int
@@ -46,8 +48,8 @@ class ReidModel(nn.Module):
 
 
 def init_head_params(modules: Iterable[nn.Module]) -> None:
-    """Spec section 1: new layers get Kaiming-normal (fan_out) convs, BN weight 1 / bias 0, Linear N(0, 0.01).
-    Only heads: the backbone keeps its own (pretrained or torchvision) initialisation, as in the reference,
+    """docs/specs/top-db-net.md section 1: new layers get Kaiming-normal (fan_out) convs, BN weight 1 / bias 0, Linear
+    N(0, 0.01). Only heads: the backbone keeps its own (pretrained or torchvision) initialisation, as in the reference,
     which initialises before attaching the backbone."""
     for root in modules:
         for m in root.modules():

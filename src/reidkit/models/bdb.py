@@ -1,4 +1,4 @@
-"""Batch DropBlock network (BDB, spec section 5): global branch + one bottleneck with a random Batch
+"""Batch DropBlock network (BDB, docs/specs/top-db-net.md section 5): global branch + one bottleneck with a random Batch
 DropBlock shared by the batch, no BN neck. Mirrors the reference `bdnet` layer for layer."""
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class BDBNet(ReidModel):
     """Eval: cat(global 512, drop 1024), both post-ReLU (no neck)."""
 
     loss_spec = {"global": ("triplet", "ce"), "drop": ("triplet", "ce")}
-    # BDB's own code trains with the soft-margin triplet (spec section 6).
+    # BDB's own code trains with the soft-margin triplet (docs/specs/top-db-net.md section 6).
     loss_defaults = {"soft_margin": True}
     classifier_names = ("global_classifier", "drop_classifier")
     reference_prefixes = (

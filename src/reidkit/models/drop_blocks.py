@@ -1,4 +1,5 @@
-"""Top DropBlock (Top-DB-Net, spec section 3) and the random Batch DropBlock (BDB, spec section 4).
+"""Top DropBlock (Top-DB-Net, docs/specs/top-db-net.md section 3) and the random Batch DropBlock (BDB,
+docs/specs/top-db-net.md section 4).
 
 Masks are [B, 1, H, W] with 1 = kept, 0 = dropped, in the dtype/device of the feature map; both blocks are
 the identity in eval mode.

@@ -1,4 +1,5 @@
-"""`ft_net`: the AICity 2020 (Baidu-UTS) baseline (spec 1): backbone -> global pooling -> ClassBlock.
+"""`ft_net`: the AICity 2020 (Baidu-UTS) baseline (docs/specs/vehicle-aicity.md section 1): backbone -> global pooling
+-> ClassBlock.
 
 ClassBlock: Linear(C -> 512) -> BN1d(512) -> Dropout(p, if p > 0) -> Linear(512 -> num_classes). The 512-d BN
 output is the test feature. Module names follow the reference (`classifier.add_block.N`,

@@ -1,4 +1,4 @@
-"""Top-DB-Net (spec sections 2-5): `top_db_net` (global + Top DropBlock + regularization streams),
+"""Top-DB-Net (docs/specs/top-db-net.md sections 2-5): `top_db_net` (global + Top DropBlock + regularization streams),
 `top_db_net_no_reg` and `top_db_net_no_drop` (the paper's ablations).
 
 The module layout mirrors the reference implementation one to one (same layers, same order of operations),

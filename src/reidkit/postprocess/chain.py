@@ -1,4 +1,5 @@
-"""The AICity post-processing chain (spec 3), step by step, with the spec's parameters as defaults.
+"""The AICity post-processing chain (docs/specs/vehicle-aicity.md section 3), step by step, with the spec's parameters
+as defaults.
 
 `iter_chain` yields the query-gallery distances after every stage, so the ablation can score each stage and
 the command keeps only the last one. Every input beyond the two feature matrices is optional: a missing input
@@ -11,8 +12,9 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from reidkit.errors import PostprocessInputError
 from reidkit.postprocess.cameras import PenaltyWeights, camera_penalty, cluster_camera_features, complete_cam_clusters
-from reidkit.postprocess.groups import as_labels, labels_from_groups
+from reidkit.postprocess.groups import as_group_labels, labels_from_groups
 from reidkit.postprocess.rerank import RerankParams, rerank_branch
 from reidkit.postprocess.suppression import SUPPRESSION_WEIGHTS, progressive_suppression
 from reidkit.postprocess.tracks import MIN_HIGH_QUALITY_AREA, high_quality_mask, l2_normalize, smooth_tracks
@@ -38,17 +40,17 @@ class ChainInputs:
         self.query_f = l2_normalize(np.asarray(self.query_f, dtype=np.float32))
         self.gallery_f = l2_normalize(np.asarray(self.gallery_f, dtype=np.float32))
         if self.query_f.ndim != 2 or self.gallery_f.ndim != 2 or self.query_f.shape[1] != self.gallery_f.shape[1]:
-            raise ValueError(f"features: expected [Q, D] and [G, D] matrices, got {self.query_f.shape} and "
+            raise PostprocessInputError(f"features: expected [Q, D] and [G, D] matrices, got {self.query_f.shape} and "
                              f"{self.gallery_f.shape}")
         for side, n in (("query", len(self.query_f)), ("gallery", len(self.gallery_f))):
             for kind in ("cam_f", "dir_f"):
                 value = getattr(self, f"{side}_{kind}")
                 if value is not None and len(value) != n:
-                    raise ValueError(f"{side}_{kind}: expected {n} rows, got {len(value)}")
+                    raise PostprocessInputError(f"{side}_{kind}: expected {n} rows, got {len(value)}")
         if (self.query_cam_f is None) != (self.gallery_cam_f is None):
-            raise ValueError("camera features: give both query_cam_f and gallery_cam_f, or neither")
+            raise PostprocessInputError("camera features: give both query_cam_f and gallery_cam_f, or neither")
         if (self.query_dir_f is None) != (self.gallery_dir_f is None):
-            raise ValueError("direction features: give both query_dir_f and gallery_dir_f, or neither")
+            raise PostprocessInputError("direction features: give both query_dir_f and gallery_dir_f, or neither")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,8 @@ class ChainParams:
 
 def query_clusters_and_expansion(query_f: np.ndarray, high_quality: np.ndarray, params: ChainParams
                                  ) -> tuple[np.ndarray, np.ndarray]:
-    """DBSCAN query clustering + expansion of spec 3.1 (reidkit.metrics): (cluster label per query, new features)."""
+    """DBSCAN query clustering + expansion of docs/specs/vehicle-aicity.md section 3.1 (reidkit.metrics): (cluster label
+    per query, new features)."""
     from reidkit.metrics.query_expansion import dbscan_query_expansion
 
     expanded, labels = dbscan_query_expansion(query_f, eps=params.qe_eps, min_samples=params.qe_min_samples,
@@ -77,7 +80,8 @@ def query_clusters_and_expansion(query_f: np.ndarray, high_quality: np.ndarray, 
 
 def cam_clusters(inputs: ChainInputs, query_cluster: np.ndarray, gallery_track: np.ndarray, params: ChainParams
                  ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Cam-cluster labels for queries and gallery (spec 3.3), completed within query clusters and tracks."""
+    """Cam-cluster labels for queries and gallery (docs/specs/vehicle-aicity.md section 3.3), completed within query
+    clusters and tracks."""
     if inputs.query_cam_f is None:
         return None, None
     stacked = np.concatenate([inputs.query_cam_f, inputs.gallery_cam_f])
@@ -99,8 +103,8 @@ def iter_chain(inputs: ChainInputs, params: ChainParams = ChainParams()) -> Iter
     nq, ng = len(inputs.query_f), len(inputs.gallery_f)
     tracks = list(inputs.gallery_tracks or [])
     gallery_track = labels_from_groups(tracks, ng, name="gallery tracks")
-    query_cam = as_labels("query cameras", inputs.query_cam, nq)
-    gallery_cam = as_labels("gallery cameras", inputs.gallery_cam, ng)
+    query_cam = as_group_labels("query cameras", inputs.query_cam, nq)
+    gallery_cam = as_group_labels("gallery cameras", inputs.gallery_cam, ng)
     yield "raw", similarity_to_distance(inputs.query_f @ inputs.gallery_f.T)
 
     query_hq = high_quality_mask(inputs.query_area, nq, params.min_area)
@@ -133,7 +137,7 @@ def iter_chain(inputs: ChainInputs, params: ChainParams = ChainParams()) -> Iter
 def run_chain(inputs: ChainInputs, params: ChainParams = ChainParams(), until: str = "re_ranking") -> np.ndarray:
     """Distances after stage `until` (default: the whole chain)."""
     if until not in STAGES:
-        raise ValueError(f"unknown stage {until!r}; expected one of {', '.join(STAGES)}")
+        raise PostprocessInputError(f"unknown stage {until!r}; expected one of {', '.join(STAGES)}")
     for stage, distances in iter_chain(inputs, params):
         if stage == until:
             return distances

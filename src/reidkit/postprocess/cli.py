@@ -19,8 +19,8 @@ from reidkit.data.vehicle.common import read_name_list, read_track_file
 from reidkit.errors import ReidkitError
 from reidkit.postprocess.cameras import PenaltyWeights
 from reidkit.postprocess.chain import ChainInputs, ChainParams, iter_chain
-from reidkit.postprocess.evaluation import StageScore, format_table, score_distances
-from reidkit.postprocess.feature_files import load_arrays, load_features
+from reidkit.postprocess.evaluation import StageScore, format_stage_table, score_distances
+from reidkit.features.files import load_arrays, load_features
 from reidkit.postprocess.rerank import RerankParams
 from reidkit.postprocess.submission import SUBMISSION_TOPK, write_submission
 from reidkit.utils.paths import refuse_overlap
@@ -132,12 +132,9 @@ def inputs_from_args(args: argparse.Namespace, feats: dict[str, np.ndarray]) -> 
         query_cam, gallery_cam = feats["query_cam"], feats["gallery_cam"]
     query_cam_f, gallery_cam_f = _side_features(args.camera_features, feats)
     query_dir_f, gallery_dir_f = _side_features(args.direction_features, feats)
-    try:
-        return ChainInputs(feats["query_f"], feats["gallery_f"], tracks, feats.get("query_area"),
-                           feats.get("gallery_area"), query_cam, gallery_cam, query_cam_f, gallery_cam_f,
-                           query_dir_f, gallery_dir_f)
-    except ValueError as exc:
-        raise ReidkitError(str(exc)) from None
+    return ChainInputs(feats["query_f"], feats["gallery_f"], tracks, feats.get("query_area"),
+                       feats.get("gallery_area"), query_cam, gallery_cam, query_cam_f, gallery_cam_f,
+                       query_dir_f, gallery_dir_f)  # a mismatch is a PostprocessInputError naming it
 
 
 def refuse_output_onto_inputs(args: argparse.Namespace) -> None:
@@ -165,7 +162,7 @@ def run_aicity_postprocess(args: argparse.Namespace) -> int:
         if stage == last:
             break
     if scores:
-        print(format_table(scores))
+        print(format_stage_table(scores))
     path = write_submission(args.output, distances, args.topk)
     print(f"wrote {path}: {len(distances)} queries x top-{min(args.topk, distances.shape[1])} gallery indices "
           "(1-based)")

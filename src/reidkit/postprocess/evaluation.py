@@ -6,8 +6,6 @@ from typing import Iterable
 
 import numpy as np
 
-from reidkit.postprocess.chain import ChainInputs, ChainParams, iter_chain
-
 STAGE_LABELS = {"raw": "raw features", "query_expansion": "+ DBSCAN query expansion",
                 "track_smoothing": "+ track smoothing", "camera_penalties": "+ camera / direction penalties",
                 "suppression": "+ progressive same-camera suppression", "re_ranking": "+ re-ranking (full chain)"}
@@ -23,7 +21,8 @@ class StageScore:
 
 def score_distances(distances: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray,
                     g_cams: np.ndarray) -> tuple[float, float, float]:
-    """(mAP, R1, R5) under the Market-style protocol of spec 5 (R5: R-G for a gallery of G < 5 images)."""
+    """(mAP, R1, R5) under the Market-style protocol of docs/specs/vehicle-aicity.md section 5 (R5: R-G for a gallery of
+    G < 5 images)."""
     from reidkit.metrics import evaluate_rank
 
     max_rank = min(5, np.shape(distances)[1])  # a smaller gallery has no rank 5 (and evaluate_rank would warn)
@@ -31,14 +30,7 @@ def score_distances(distances: np.ndarray, q_pids: np.ndarray, g_pids: np.ndarra
     return float(mAP), float(cmc[0]), float(cmc[max_rank - 1])
 
 
-def score_stages(inputs: ChainInputs, q_pids: np.ndarray, g_pids: np.ndarray, q_cams: np.ndarray,
-                 g_cams: np.ndarray, params: ChainParams = ChainParams()) -> list[StageScore]:
-    """mAP / R1 / R5 after every stage of the chain."""
-    return [StageScore(stage, *score_distances(dist, q_pids, g_pids, q_cams, g_cams))
-            for stage, dist in iter_chain(inputs, params)]
-
-
-def format_table(scores: Iterable[StageScore]) -> str:
+def format_stage_table(scores: Iterable[StageScore]) -> str:
     rows = list(scores)
     width = max(len(STAGE_LABELS[s.stage]) for s in rows)
     lines = [f"{'stage':<{width}}   mAP(%)   R1(%)   R5(%)   dmAP", "-" * (width + 38)]

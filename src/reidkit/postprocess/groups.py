@@ -11,20 +11,22 @@ from typing import Sequence
 
 import numpy as np
 
+from reidkit.errors import PostprocessInputError
 
-def as_labels(name: str, labels: np.ndarray | Sequence[int] | None, n: int) -> np.ndarray:
+
+def as_group_labels(name: str, labels: np.ndarray | Sequence[int] | None, n: int) -> np.ndarray:
     """Validate a per-item label vector of length `n`; None means no item has a label (all -1)."""
     if labels is None:
         return np.full(n, -1, dtype=np.int64)
     arr = np.asarray(labels)
     if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"{name}: expected a vector of {n} labels, got shape {arr.shape}")
+        raise PostprocessInputError(f"{name}: expected a vector of {n} labels, got shape {arr.shape}")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
         if not np.all(np.equal(np.mod(arr, 1), 0)):
-            raise ValueError(f"{name}: labels must be integers, got dtype {arr.dtype}")
+            raise PostprocessInputError(f"{name}: labels must be integers, got dtype {arr.dtype}")
     arr = arr.astype(np.int64)
     if arr.size and arr.min() < -1:
-        raise ValueError(f"{name}: labels must be >= -1 (-1 = unknown), got {arr.min()}")
+        raise PostprocessInputError(f"{name}: labels must be >= -1 (-1 = unknown), got {arr.min()}")
     return arr
 
 
@@ -34,11 +36,11 @@ def labels_from_groups(groups: Sequence[Sequence[int]], n: int, *, name: str = "
     for gid, members in enumerate(groups):
         idx = np.asarray(members, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
-            raise ValueError(f"{name}: group {gid} holds index {idx.max() if idx.max() >= n else idx.min()}, "
+            raise PostprocessInputError(f"{name}: group {gid} holds index {idx.max() if idx.max() >= n else idx.min()}, "
                              f"expected 0..{n - 1}")
         taken = idx[labels[idx] != -1]
         if taken.size:
-            raise ValueError(f"{name}: index {taken[0]} is in group {labels[taken[0]]} and in group {gid}; "
+            raise PostprocessInputError(f"{name}: index {taken[0]} is in group {labels[taken[0]]} and in group {gid}; "
                              "each item may belong to one group only")
         labels[idx] = gid
     return labels

@@ -1,6 +1,6 @@
-"""Re-ranking branch (spec 3.6): the query-query and gallery-gallery similarities are edited with what the
-earlier steps know (query clusters, tracks, cameras), converted to distances d = 2 - 2s and re-ranked with
-k-reciprocal encoding; the query-gallery camera penalties are then added back as distances.
+"""Re-ranking branch (docs/specs/vehicle-aicity.md section 3.6): the query-query and gallery-gallery similarities are
+edited with what the earlier steps know (query clusters, tracks, cameras), converted to distances d = 2 - 2s and
+re-ranked with k-reciprocal encoding; the query-gallery camera penalties are then added back as distances.
 
 DECISION (spec): re-ranking is given distances and does not square them. Edited similarities can exceed 1,
 and squaring 2 - 2s would turn those most-similar pairs into far ones.
@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reidkit.errors import PostprocessInputError
 from reidkit.postprocess.cameras import PenaltyWeights, within_set_penalty
-from reidkit.postprocess.groups import as_labels, same_group
+from reidkit.postprocess.groups import as_group_labels, same_group
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class RerankParams:
 def query_similarity(query_f: np.ndarray, query_cluster: np.ndarray, bonus: float = 0.1) -> np.ndarray:
     """Q Q^T, + bonus inside a query cluster, - bonus between two different clusters (unclustered: unchanged)."""
     qq = np.asarray(query_f, dtype=np.float32) @ np.asarray(query_f, dtype=np.float32).T
-    labels = as_labels("query clusters", query_cluster, len(qq))
+    labels = as_group_labels("query clusters", query_cluster, len(qq))
     clustered = labels != -1
     both = clustered[:, None] & clustered[None, :]
     inside = same_group(labels)
@@ -38,7 +39,7 @@ def query_similarity(query_f: np.ndarray, query_cluster: np.ndarray, bonus: floa
 def gallery_similarity(gallery_f: np.ndarray, gallery_track: np.ndarray, track_similarity: float = 1.0) -> np.ndarray:
     """G G^T with every pair of the same track set to `track_similarity`."""
     gg = np.asarray(gallery_f, dtype=np.float32) @ np.asarray(gallery_f, dtype=np.float32).T
-    gg[same_group(as_labels("gallery tracks", gallery_track, len(gg)))] = track_similarity
+    gg[same_group(as_group_labels("gallery tracks", gallery_track, len(gg)))] = track_similarity
     return gg
 
 
@@ -59,20 +60,20 @@ def rerank_branch(query_f: np.ndarray, gallery_f: np.ndarray, qg_scores: np.ndar
                   weights: PenaltyWeights = PenaltyWeights()) -> np.ndarray:
     """Re-ranked query-gallery distances [Q, G].
 
-    qg_scores: the query-gallery similarities after the penalties and suppression of spec 3.4-3.5.
-    qg_penalty: the spec 3.4 penalty matrix, added back to the re-ranked distances.
+    qg_scores: the query-gallery similarities after the penalties and suppression of docs/specs/vehicle-aicity.md
+    sections 3.4-3.5. qg_penalty: the section 3.4 penalty matrix, added back to the re-ranked distances.
     """
     nq, ng = len(query_f), len(gallery_f)
-    query_cluster = as_labels("query clusters", query_cluster, nq)
-    gallery_track = as_labels("gallery tracks", gallery_track, ng)
-    query_cam = as_labels("query cameras", query_cam, nq)
-    gallery_cam = as_labels("gallery cameras", gallery_cam, ng)
+    query_cluster = as_group_labels("query clusters", query_cluster, nq)
+    gallery_track = as_group_labels("gallery tracks", gallery_track, ng)
+    query_cam = as_group_labels("query cameras", query_cam, nq)
+    gallery_cam = as_group_labels("gallery cameras", gallery_cam, ng)
     qq = query_similarity(query_f, query_cluster, params.cluster_bonus)
     qq -= within_set_penalty(query_cam, query_cam_cluster, query_cluster, qq_direction_sim, weights)
     gg = gallery_similarity(gallery_f, gallery_track, params.track_similarity)
     gg -= within_set_penalty(gallery_cam, gallery_cam_cluster, gallery_track, gg_direction_sim, weights)
     qg = np.asarray(qg_scores, dtype=np.float32)
     if qg.shape != (nq, ng) or np.shape(qg_penalty) != (nq, ng):
-        raise ValueError(f"query-gallery scores and penalty: expected shape {(nq, ng)}, "
+        raise PostprocessInputError(f"query-gallery scores and penalty: expected shape {(nq, ng)}, "
                          f"got {qg.shape} and {np.shape(qg_penalty)}")
     return rerank_distances(2.0 - 2.0 * qg, 2.0 - 2.0 * qq, 2.0 - 2.0 * gg, params) + qg_penalty

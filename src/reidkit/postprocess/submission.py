@@ -1,5 +1,5 @@
-"""AICity track-2 submission file (spec 3.7): one line per query, in query order, holding the `topk` best
-gallery indices, 1-based, separated by single spaces."""
+"""AICity track-2 submission file (docs/specs/vehicle-aicity.md section 3.7): one line per query, in query order,
+holding the `topk` best gallery indices, 1-based, separated by single spaces."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reidkit.errors import ReidkitError
+from reidkit.errors import PostprocessInputError, ReidkitError
 from reidkit.utils.io import atomic_open
 
 SUBMISSION_TOPK = 100
@@ -17,9 +17,9 @@ def rank_gallery(distances: np.ndarray, topk: int = SUBMISSION_TOPK) -> np.ndarr
     """[Q, min(topk, G)] 0-based gallery indices, nearest first; ties keep the lower index first."""
     distances = np.asarray(distances)
     if distances.ndim != 2:
-        raise ValueError(f"distances: expected a [Q, G] matrix, got shape {distances.shape}")
+        raise PostprocessInputError(f"distances: expected a [Q, G] matrix, got shape {distances.shape}")
     if not np.isfinite(distances).all():
-        raise ValueError("distances contain NaN or infinite values; check the feature files")
+        raise PostprocessInputError("distances contain NaN or infinite values; check the feature files")
     k = min(topk, distances.shape[1])
     return np.argsort(distances, axis=1, kind="stable")[:, :k]
 

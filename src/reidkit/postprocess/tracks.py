@@ -1,11 +1,11 @@
-"""Track smoothing (spec 3.2) and the high-quality test of spec 3.1-3.2."""
+"""Track smoothing (docs/specs/vehicle-aicity.md section 3.2) and the high-quality test of sections 3.1-3.2."""
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
 
-from reidkit.data.vehicle.common import read_track_file  # noqa: F401  (re-exported: the chain's track input)
+from reidkit.errors import PostprocessInputError
 from reidkit.postprocess.groups import labels_from_groups
 
 MIN_HIGH_QUALITY_AREA = 15000  # px; the reference's 150 x 150 bound for a "high-quality" crop
@@ -17,7 +17,7 @@ def high_quality_mask(areas: np.ndarray | None, n: int, min_area: float = MIN_HI
         return np.ones(n, dtype=bool)
     areas = np.asarray(areas, dtype=np.float64).reshape(-1)
     if areas.shape[0] != n:
-        raise ValueError(f"image areas: expected {n} values, got {areas.shape[0]}")
+        raise PostprocessInputError(f"image areas: expected {n} values, got {areas.shape[0]}")
     return areas >= min_area
 
 

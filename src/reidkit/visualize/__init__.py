@@ -1,7 +1,7 @@
 """Ranked-list grids with activation maps, thresholded and Top DropBlock masks, plots and report.html.
 
 Entry points for the engine: `visualize_test_run` (reidkit test --visrank ...), `report_samples` + `write_report`
-(end of train / test / demo). See spec top-db-net.md section 9.
+(end of train / test / demo). See docs/specs/top-db-net.md section 9.
 """
 from reidkit.visualize.activation import (
     activation_map,
@@ -14,14 +14,13 @@ from reidkit.visualize.activation import (
 from reidkit.visualize.grid import make_ranked_grid
 from reidkit.visualize.plots import plot_cmc, plot_history, read_history
 from reidkit.visualize.ranked import MODES, compute_maps, visualize_test_run
-from reidkit.visualize.ranking import average_precision, ranked_gallery, select_queries
+from reidkit.visualize.ranking import ranked_gallery, select_queries
 from reidkit.visualize.report import report_samples, write_report
 
 __all__ = [
     "MODES",
     "activation_map",
     "apply_drop_mask",
-    "average_precision",
     "binary_mask",
     "colorize",
     "compute_maps",

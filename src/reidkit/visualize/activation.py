@@ -1,4 +1,4 @@
-"""Activation maps, heat-map overlays, thresholded masks and drop masks (spec top-db-net.md, sections 3 and 9).
+"""Activation maps, heat-map overlays, thresholded masks and drop masks (docs/specs/top-db-net.md sections 3 and 9).
 
 All maps are uint8 arrays [H, W] in 0..255 at the size of the image they are drawn on; images are PIL RGB.
 """

@@ -1,4 +1,4 @@
-"""Ranked-list grid layout (spec top-db-net.md section 9, values of the reference reidtools.py).
+"""Ranked-list grid layout (docs/specs/top-db-net.md section 9, values of the reference reidtools.py).
 
 Columns: query, then the ranked gallery images. Every cell is `cell_size` (height, width) including a 5 px
 border: black for the query, green for a correct match, red for a wrong one. Columns are 10 px apart, with 90 px

@@ -85,14 +85,25 @@ def _series(history: Sequence[Mapping], key: str) -> tuple[list[float], list[flo
     return xs, ys
 
 
+def evaluation_records(history: Sequence[Mapping]) -> list[tuple[Any, dict[str, float]]]:
+    """(epoch, {metric: value}) of each record that holds evaluation metrics (mAP, Rank-k, mINP)."""
+    rows = []
+    for index, record in enumerate(history):
+        row = {k: v for k, v in record.items() if EVAL_KEY.match(k) and _number(v) is not None}
+        if row:
+            rows.append((record.get("epoch", index + 1), row))
+    return rows
+
+
 def history_panels(history: Sequence[Mapping]) -> dict[str, list[str]]:
-    """Panel title -> keys to plot, limited to keys with at least one numeric value."""
+    """Panel title -> keys to plot, limited to keys with at least one numeric value; evaluation metrics only
+    when they were measured at two epochs or more (one point is a table, see report.py)."""
     keys = list(dict.fromkeys(k for record in history for k in record))
     present = [k for k in keys if _series(history, k)[1]]
     panels = {
         "loss": [k for k in present if k.startswith("loss")],
         "learning rate": [k for k in present if k == "lr" or k.startswith("lr")],
-        "evaluation": [k for k in present if EVAL_KEY.match(k)],
+        "evaluation": [k for k in present if EVAL_KEY.match(k)] if len(evaluation_records(history)) > 1 else [],
     }
     return {title: ks for title, ks in panels.items() if ks}
 

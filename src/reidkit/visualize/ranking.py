@@ -1,9 +1,7 @@
-"""Per-query ranked lists and average precision under the Market protocol (gallery items with the query's
-identity and camera are skipped), one distance row at a time so a full gallery never needs a sorted copy of
-the whole matrix."""
+"""Per-query ranked lists under the Market protocol (gallery items with the query's identity and camera are
+skipped), one distance row at a time so a full gallery never needs a sorted copy of the whole matrix, and the
+choice of the best and worst queries by their AP (`reidkit.metrics.query_average_precision`)."""
 from __future__ import annotations
-
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -30,21 +28,6 @@ def ranked_gallery(
     keep = ~((g_pids[order] == q_pid) & (g_camids[order] == q_camid))
     order = order[keep][:topk]
     return order, g_pids[order] == q_pid
-
-
-def average_precision(
-    distmat: np.ndarray, q_pids: Sequence[int], g_pids: Sequence[int], q_camids: Sequence[int], g_camids: Sequence[int]
-) -> np.ndarray:
-    """AP of every query (float array); NaN for queries without any valid match (skipped by evaluation)."""
-    g_pids, g_camids = np.asarray(g_pids), np.asarray(g_camids)
-    distmat = as_distmat(distmat, len(q_pids), len(g_pids))
-    aps = np.full(len(q_pids), np.nan)
-    for q, (q_pid, q_camid) in enumerate(zip(q_pids, q_camids)):
-        _, matches = ranked_gallery(distmat[q], q_pid, q_camid, g_pids, g_camids, None)
-        if matches.any():
-            precision = np.cumsum(matches) / np.arange(1, len(matches) + 1)
-            aps[q] = precision[matches].sum() / matches.sum()
-    return aps
 
 
 def select_queries(aps: np.ndarray, num_best: int, num_worst: int) -> tuple[list[int], list[int]]:

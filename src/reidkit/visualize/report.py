@@ -18,11 +18,12 @@ import numpy as np
 import torch
 import yaml
 
+from reidkit.metrics import query_average_precision
 from reidkit.utils.io import atomic_open, atomic_write_text
 from reidkit.visualize.grid import DEFAULT_CELL_SIZE
-from reidkit.visualize.plots import history_panels, plot_cmc, plot_history, read_history
+from reidkit.visualize.plots import evaluation_records, history_panels, plot_cmc, plot_history, read_history
 from reidkit.visualize.ranked import image_path, visualize_test_run
-from reidkit.visualize.ranking import average_precision, select_queries
+from reidkit.visualize.ranking import as_distmat, select_queries
 
 FILES_DIR = "report_files"
 RankedImage = Union[str, os.PathLike, tuple[str, Union[str, os.PathLike]]]
@@ -37,12 +38,14 @@ figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #ddd; 
 
 
 def _format(value: Any) -> str:
+    """A metric (a fraction) in percent with one decimal, as the CLI's tables; other values as they are."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         return html.escape(str(value))
-    return f"{value:.4g}" if isinstance(value, (float, np.floating)) else str(value)
+    return f"{100 * value:.1f}" if isinstance(value, (float, np.floating)) else str(value)
 
 
 def _metrics_table(metrics: Mapping[str, Any]) -> str:
+    """One row per label, metrics in percent."""
     if not isinstance(metrics, Mapping):
         raise ValueError(f"metrics must be a mapping label -> {{name: value}}, got {type(metrics).__name__}")
     rows = metrics if all(isinstance(v, Mapping) for v in metrics.values()) else {"results": metrics}
@@ -56,7 +59,7 @@ def _metrics_table(metrics: Mapping[str, Any]) -> str:
         + "</tr>"
         for label, row in rows.items()
     )
-    return f"<table><tr><th></th>{head}</tr>{body}</table>"
+    return f"<table><tr><th>(%)</th>{head}</tr>{body}</table>"
 
 
 def _config_text(config: Mapping[str, Any]) -> str:
@@ -103,15 +106,22 @@ def _figure(src: str, caption: str) -> str:
     return f'<figure><a href="{src}"><img src="{src}" alt="{caption}"></a><figcaption>{caption}</figcaption></figure>'
 
 
-def _plots(run_dir: Path, cmc: Mapping | None, history_path: str | os.PathLike | None) -> list[tuple[str, Path]]:
+def _plots(run_dir: Path, cmc: Mapping | None, history: Sequence[Mapping]) -> list[tuple[str, Path]]:
     plots = []
     if cmc:
         plots.append(("CMC", plot_cmc(cmc, run_dir / FILES_DIR / "cmc.png")))
-    if history_path is not None:
-        history = read_history(history_path)
-        if history_panels(history):
-            plots.append(("Training history", plot_history(history, run_dir / FILES_DIR / "history.png")))
+    if history_panels(history):
+        plots.append(("Training history", plot_history(history, run_dir / FILES_DIR / "history.png")))
     return plots
+
+
+def _single_evaluation(history: Sequence[Mapping]) -> str:
+    """The evaluation of a history evaluated at one epoch only (not worth a plot) as a table; else ''."""
+    evaluated = evaluation_records(history)
+    if len(evaluated) != 1:
+        return ""
+    epoch, row = evaluated[0]
+    return f"<h3>Evaluation during training</h3>{_metrics_table({f'epoch {epoch}': row})}"
 
 
 def write_report(
@@ -132,7 +142,8 @@ def write_report(
     """
     run_dir = Path(run_dir)
     title = title or f"reidkit report: {run_dir.resolve().name}"
-    plots = _plots(run_dir, cmc, history_path)
+    history = read_history(history_path) if history_path is not None else []
+    plots = _plots(run_dir, cmc, history)
     figures = _ranked_figures(ranked_images or [], run_dir)
     generated = datetime.datetime.now().isoformat(timespec="seconds")
     parts = [
@@ -140,6 +151,7 @@ def write_report(
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1><p>Generated {generated}.</p>",
         "<h2>Metrics</h2>", _metrics_table(metrics),
         "<h2>Plots</h2>", "".join(_figure(_link(p, run_dir), c) for c, p in plots) or "<p>No plots.</p>",
+        _single_evaluation(history),
         "<h2>Ranked lists</h2>",
         "<p>Query (black border) then the top-ranked gallery images: green correct, red wrong.</p>" if figures else "",
         "".join(_figure(_link(p, run_dir), c) for c, p in figures) or "<p>No ranked lists.</p>",
@@ -171,7 +183,8 @@ def report_samples(
     for write_report(ranked_images=...). With activation maps when the model has backbone_features and a
     transform is given, plain ranked lists otherwise."""
     q_pids, q_camids = [item[1] for item in query], [item[2] for item in query]
-    aps = average_precision(distmat, q_pids, [g[1] for g in gallery], q_camids, [g[2] for g in gallery])
+    g_pids, g_camids = [g[1] for g in gallery], [g[2] for g in gallery]
+    aps = query_average_precision(as_distmat(distmat, len(query), len(gallery)), q_pids, g_pids, q_camids, g_camids)
     best, worst = select_queries(aps, num_best, num_worst)
     with_maps = transform is not None and callable(getattr(model, "backbone_features", None))
     paths = visualize_test_run(

@@ -1,5 +1,5 @@
-"""AICity 2020 track 2 (spec 4): image_train + train_label.xml, image_query / image_test listed by
-name_query.txt / name_test.txt, test_track.txt.
+"""AICity 2020 track 2 (docs/specs/vehicle-aicity.md section 4): image_train + train_label.xml, image_query / image_test
+listed by name_query.txt / name_test.txt, test_track.txt.
 
 The test labels are hidden: in split "test" the query and gallery carry pid -1 and camid -1, and the output
 is a submission file (reidkit.postprocess). Split "val" holds out training identities (seeded) as a query /

@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from reidkit.data.base import DATASETS
+from reidkit.data.synthetic import materialize_once
 from reidkit.data.vehicle.common import VehicleDataset
 from reidkit.data.vehicle.veri import read_veri_layout
 from reidkit.errors import DatasetError
@@ -33,6 +32,7 @@ COLOURS = {"white": (225, 225, 220), "black": (35, 35, 40), "red": (190, 35, 35)
 ORIENTATIONS = ("front", "rear", "left", "right")
 GLASS = (60, 80, 100)
 META_FILE = "meta.json"
+GENERATOR_VERSION = 1  # raise it when a change to the drawing changes the images: cached datasets are then refused
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ class _Writer:
         return name
 
 
-def _generate(base: Path, cfg: SyntheticVehicleConfig) -> None:
+def _generate(base: Path, cfg: SyntheticVehicleConfig) -> dict[str, int]:
     rng = np.random.default_rng(cfg.seed)
     cams = [make_camera(i, rng) for i in range(cfg.num_cams)]
     identities = [make_identity(pid, rng) for pid in range(1, cfg.num_train_ids + cfg.num_test_ids + 1)]
@@ -256,50 +256,17 @@ def _generate(base: Path, cfg: SyntheticVehicleConfig) -> None:
         (base / f"name_{split}.txt").write_text("\n".join(names) + "\n")
     # VeRi layout: each line is a track key (vehicle_camera) followed by the track's image names.
     (base / "test_track.txt").write_text("".join(f"{t[0][:9]} {' '.join(t)} \n" for t in test_tracks))
-    (base / META_FILE).write_text(json.dumps({"config": asdict(cfg), "images": writer.meta}, indent=1))
-
-
-def _holds_vehicles(root: Path, config: SyntheticVehicleConfig) -> bool:
-    """True when `root` holds the synthetic vehicles of `config`; False without META_FILE there. Vehicles of
-    another config are refused, never replaced (another run may be reading them)."""
-    meta = root / META_FILE
-    if not meta.is_file():
-        return False
-    try:
-        existing = json.loads(meta.read_text(encoding="utf-8"))["config"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DatasetError(f"{meta} is unreadable ({error}): delete {root} to regenerate it") from None
-    if existing != asdict(config):
-        raise DatasetError(f"{root} holds synthetic vehicles made with {existing}, not {asdict(config)}; they are "
-                           "not replaced, since another run may be using them: use another root, or delete that "
-                           "folder to regenerate it")
-    return True
+    (base / META_FILE).write_text(json.dumps({"images": writer.meta}, indent=1))
+    return {split: len(names) for split, names in lists.items()}
 
 
 def make_synthetic_vehicles(root: str | os.PathLike, config: SyntheticVehicleConfig = SyntheticVehicleConfig()
                             ) -> Path:
-    """Generate the dataset into `root` (a VeRi-layout folder) unless it is already there with this config.
-
-    Generation happens in a temporary folder renamed into place, so an interrupted run leaves nothing behind.
-    """
-    root = Path(root)
-    if _holds_vehicles(root, config):
-        return root
-    if root.exists() and any(root.iterdir()):
-        raise DatasetError(f"{root} exists and is not a synthetic vehicle dataset (no {META_FILE}); "
-                           "choose an empty or new folder")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
-    try:
-        _generate(tmp / "data", config)
-        try:
-            os.rename(tmp / "data", root)  # replaces an empty folder only
-        except OSError:
-            if not _holds_vehicles(root, config):  # a concurrent call made them first: fine if the same
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    """Generate the dataset into `root` (a VeRi-layout folder) unless it is already there with this config
+    and generator version (`materialize_once`: a folder of other options, or not generated, is refused)."""
+    params = {"version": GENERATOR_VERSION, **asdict(config)}
+    return materialize_once(Path(root), params, lambda folder: _generate(folder, config),
+                            "reidkit's synthetic vehicle generator")
 
 
 def read_meta(root: str | os.PathLike) -> dict[str, dict]:

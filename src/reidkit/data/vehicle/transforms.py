@@ -1,4 +1,4 @@
-"""The AICity recipe's transforms (spec 1-2), registered as data.recipe "vehicle".
+"""The AICity recipe's transforms (docs/specs/vehicle-aicity.md sections 1-2), registered as data.recipe "vehicle".
 
 Train: bicubic resize to (h, w), pad 15, RandomResizedCrop((h, w), scale 0.75-1, ratio 0.75-1.33), flip,
 normalise, random erasing (p 0.5, area 0.02-0.4, fill 0). Test: bicubic resize to (round(1.1 h),

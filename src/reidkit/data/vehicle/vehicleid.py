@@ -1,5 +1,5 @@
-"""VehicleID (spec 4): image/<name>.jpg, train_test_split/{train_list, test_list_800|1600|2400}.txt, lines
-"<image name> <vehicle id>".
+"""VehicleID (docs/specs/vehicle-aicity.md section 4): image/<name>.jpg, train_test_split/{train_list,
+test_list_800|1600|2400}.txt, lines "<image name> <vehicle id>".
 
 There are no cameras. For each test list, one random image per vehicle goes to the gallery and the rest are
 queries; the published protocol averages 10 such draws (`draw` 0..9, seeded: a draw is the same split on

@@ -1,4 +1,5 @@
-"""VeRi-776 (spec 4): image_train / image_query / image_test, name_*.txt, test_track.txt.
+"""VeRi-776 (docs/specs/vehicle-aicity.md section 4): image_train / image_query / image_test, name_*.txt,
+test_track.txt.
 
 Names are 0001_c001_00016450_0.jpg (vehicle id, camera c001..c020). The evaluation is the Market-style
 protocol: gallery images of the query's vehicle under the query's camera are junk, which is what the

@@ -3,8 +3,7 @@ attribute schemas, synthetic video, clip sampling, chunked test clips and the tr
 
 Importing this package registers the video datasets in reidkit.data.DATASETS.
 """
-from reidkit.data.video.attributes import (DUKEV_ATTRIBUTES, MARS_ATTRIBUTES, AttributeSchema, attribute_report,
-                                           majority_accuracy, read_attribute_csv)
+from reidkit.data.video.attributes import DUKEV_ATTRIBUTES, MARS_ATTRIBUTES, AttributeSchema, read_attribute_csv
 from reidkit.data.video.base import Tracklet, VideoDataset
 from reidkit.data.video.dukev import DukeMTMCVideoReID
 from reidkit.data.video.mars import Mars
@@ -26,7 +25,6 @@ __all__ = [
     "VideoChunkDataset",
     "VideoClipDataset",
     "asta_transform",
-    "attribute_report",
     "build_video_test_loader",
     "build_video_train_loader",
     "chunk_indices",
@@ -36,6 +34,5 @@ __all__ = [
     "Mars",
     "Tracklet",
     "VideoDataset",
-    "majority_accuracy",
     "read_attribute_csv",
 ]

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
 import torch
 
 from reidkit.errors import DatasetError
@@ -159,23 +158,3 @@ def lookup_attributes(table: Mapping[TrackletKey, Labels] | None, keys: Sequence
                            f"no row in {source}; every training tracklet needs its attributes "
                            f"({len(missing)} of {len(keys)} lack one)")
     return labels
-
-
-def majority_accuracy(labels: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-    """Per attribute, the accuracy on `labels` [N, A] of always answering the most frequent class of
-    `reference` (default: of `labels` itself): the chance level to beat."""
-    labels = np.asarray(labels)
-    reference = labels if reference is None else np.asarray(reference)
-    return np.array([np.mean(labels[:, a] == np.bincount(reference[:, a]).argmax()) for a in range(labels.shape[1])])
-
-
-def attribute_report(schema: AttributeSchema, predicted: np.ndarray, labels: np.ndarray,
-                     train_labels: np.ndarray) -> dict[str, dict[str, float]]:
-    """Per attribute: accuracy of `predicted` [N, A] against `labels` [N, A], the majority-class baseline
-    (the training set's most frequent class) and how many classes occur. Attributes constant in both sets
-    are reported but tell nothing about the model."""
-    accuracy = (np.asarray(predicted) == np.asarray(labels)).mean(0)
-    chance = majority_accuracy(labels, train_labels)
-    return {name: {"accuracy": float(accuracy[a]), "majority": float(chance[a]),
-                   "classes": int(len(np.unique(np.concatenate([labels[:, a], train_labels[:, a]]))))}
-            for a, (_, name, _) in enumerate(schema.attributes)}

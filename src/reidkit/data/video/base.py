@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Sequence
+from typing import Any, Sequence
 
 from reidkit.data.base import ImageDataset, read_image
 from reidkit.data.video.attributes import AttributeSchema, Labels
-from reidkit.errors import DatasetError
+from reidkit.errors import ConfigError, DatasetError
 
 Tracklet = tuple[tuple[str, ...], int, int]  # (frame paths in temporal order, pid, camid)
 SUBSETS = ("train", "query", "gallery")
@@ -67,9 +67,35 @@ class VideoDataset(ImageDataset):
         self.attribute_schema = attribute_schema
         self.attributes = labels
 
+    sample_kind = "tracklet"
+
     @property
     def num_train_frames(self) -> int:
         return sum(len(frames) for frames, _, _ in self.train)
+
+    def describe_training(self) -> str:
+        return f"{len(self.train)} training tracklets ({self.num_train_frames} frames)"
+
+    def train_loader(self, data: Any, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> Any:
+        """Random clips of data.seq_len frames, P identities x K tracklets (with the tracklets' attribute codes)."""
+        from reidkit.data.video.sampling import build_video_train_loader
+
+        if data.sampler != "identity":
+            raise ConfigError(f"data.sampler={data.sampler!r}: video datasets train with the tracklet identity "
+                              "sampler; set data.sampler=identity")
+        return build_video_train_loader(self, height=data.height, width=data.width, batch_size=batch_size,
+                                        num_instances=data.num_instances, seq_len=data.seq_len,
+                                        recipe=data.recipe, per_frame=data.per_frame, workers=data.workers,
+                                        seed=seed, rank=rank, world_size=world_size)
+
+    def test_loaders(self, data: Any, *, batch_size: int) -> tuple[Any, Any]:
+        """Every test chunk of every query / gallery tracklet; the loader's dataset pools the chunks' features
+        back per tracklet (pool_features)."""
+        from reidkit.data.video.sampling import build_video_test_loader
+
+        options = {"height": data.height, "width": data.width, "batch_size": batch_size, "seq_len": data.seq_len,
+                   "max_chunks": data.max_chunks, "recipe": data.recipe, "workers": data.workers}
+        return tuple(build_video_test_loader(self, subset, **options) for subset in ("query", "gallery"))
 
     def summary(self) -> str:
         """A table of ids, tracklets, frames and cameras per subset, and the attribute schema."""

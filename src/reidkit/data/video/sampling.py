@@ -1,7 +1,7 @@
 """Clips of tracklets: random training clips, chunked test clips, clip-consistent augmentation, loaders.
 
-Training (spec section 3): a clip is T consecutive frames starting uniformly in [0, max(0, N - T - 1)]; a
-tracklet shorter than T is repeated cyclically. Test: the tracklet is cut into consecutive chunks of T (the
+Training (docs/specs/video-aitl-asta.md section 3): a clip is T consecutive frames starting uniformly in [0, max(0, N -
+T - 1)]; a tracklet shorter than T is repeated cyclically. Test: the tracklet is cut into consecutive chunks of T (the
 last padded by repeating its own frames); a tracklet's feature is the mean of its chunks' features. With
 `max_chunks`, evenly spaced chunks are kept (deterministic, temporal order kept; the reference takes a random
 run of 200 and shuffles frames at load time).

@@ -19,8 +19,6 @@ MARS attributes and how they are drawn (attributes not drawn keep a constant lab
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,11 +27,11 @@ import scipy.io
 from PIL import Image
 
 from reidkit.data.base import DATASETS
-from reidkit.data.synthetic import MANIFEST, Camera, Identity, _move_into_place, draw_person, reuse_generated
+from reidkit.data.synthetic import Camera, Identity, draw_person, materialize_once
 from reidkit.data.video.attributes import MARS_ATTRIBUTES
 from reidkit.data.video.mars import Mars
 from reidkit.errors import ConfigError
-from reidkit.utils.io import atomic_write_json, atomic_write_text, honour_umask
+from reidkit.utils.io import atomic_write_text
 
 FOLDER = "MARS"
 GENERATOR_VERSION = 1
@@ -223,20 +221,8 @@ def generate_video_dataset(root: str | os.PathLike, **options: object) -> Path:
     options does nothing. A folder there holding other options (or not generated) is refused, never replaced."""
     cfg = SyntheticVideoConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})  # type: ignore[arg-type]
     params = {"version": GENERATOR_VERSION, **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(cfg).items()}}
-    root = Path(root).expanduser()
-    target = root / FOLDER
-    if reuse_generated(target, params, "reidkit's synthetic video generator"):
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{FOLDER}.tmp-"))
-    honour_umask(tmp, directory=True)  # it becomes the dataset folder
-    try:
-        counts = _write(tmp, cfg)
-        atomic_write_json(tmp / MANIFEST, {"params": params, "counts": counts})
-        _move_into_place(tmp, target, params)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return materialize_once(Path(root).expanduser() / FOLDER, params, lambda folder: _write(folder, cfg),
+                            "reidkit's synthetic video generator")
 
 
 @DATASETS.register("synthetic_video")

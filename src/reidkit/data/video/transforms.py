@@ -1,4 +1,4 @@
-"""The ASTA frame augmentation (spec section 3), registered as the "asta" transform recipe.
+"""The ASTA frame augmentation (docs/specs/video-aitl-asta.md section 3), registered as the "asta" transform recipe.
 
 Train: resize, horizontal flip, pad 10 + random crop, normalise, random erasing (p 0.5, filled with the ImageNet
 mean as in reid-strong-baseline). Wrapped in a ClipTransform, its random draws are shared by a clip's frames.

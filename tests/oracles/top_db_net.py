@@ -1,5 +1,5 @@
-"""An independent re-statement of the reference Top-DB-Net / BDB forward (spec sections 2-5), with the
-reference's attribute names, for checking that reidkit models loaded with reference weights compute the same
+"""An independent re-statement of the reference Top-DB-Net / BDB forward (docs/specs/top-db-net.md sections 2-5), with
+the reference's attribute names, for checking that reidkit models loaded with reference weights compute the same
 thing. Written from the spec: per-sample Python loop for the Top DropBlock mask, the reference's
 `base` Sequential, its BatchDrop random draws."""
 from __future__ import annotations

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from reidkit.errors import ReidkitError
-from reidkit.postprocess.feature_files import load_features, save_features
+from reidkit.features.files import load_features, save_features
 from reidkit.postprocess.submission import rank_gallery, read_submission, write_submission
 
 

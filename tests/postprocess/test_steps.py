@@ -1,4 +1,4 @@
-"""Each AICity post-processing step on a hand-built case (spec 3)."""
+"""Each AICity post-processing step on a hand-built case (docs/specs/vehicle-aicity.md section 3)."""
 import numpy as np
 import pytest
 

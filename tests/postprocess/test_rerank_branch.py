@@ -1,4 +1,4 @@
-"""Re-ranking branch assembly (spec 3.6) on a hand-built case."""
+"""Re-ranking branch assembly (docs/specs/vehicle-aicity.md section 3.6) on a hand-built case."""
 import numpy as np
 
 from reidkit.postprocess import rerank

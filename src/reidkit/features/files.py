@@ -1,6 +1,12 @@
-"""Feature files: the reference's .mat layout {query_f, gallery_f, query_label, query_cam, gallery_label,
-gallery_cam} (scipy.io), or the same keys in .npz. Optional extra keys: query_area / gallery_area (image w x h,
-for the high-quality test of spec 3.1-3.2) and query_name / gallery_name (image file names, to read tracks)."""
+"""Every feature-file layout, read and written here (`reidkit extract`, `reidkit postprocess`, the gallery index).
+
+- query/gallery (a dataset's features, the post-processing input): the reference's .mat layout {query_f,
+  gallery_f, query_label, query_cam, gallery_label, gallery_cam} (scipy.io), or the same keys in .npz. Optional
+  extra keys: query_area / gallery_area (image w x h, for the high-quality test of docs/specs/vehicle-aicity.md
+  sections 3.1-3.2) and query_name / gallery_name (image file names, to read tracks). save_features / load_features / load_arrays.
+- image folder: `features` [N, D] and `paths` [N] in .npz, .mat or .pt. save_folder_features.
+read_feature_file reads one matrix and its names from either layout. Pickled objects are never loaded.
+"""
 from __future__ import annotations
 
 import os
@@ -16,6 +22,7 @@ REQUIRED_KEYS = ("query_f", "gallery_f")
 VECTOR_KEYS = ("query_label", "query_cam", "gallery_label", "gallery_cam", "query_area", "gallery_area")
 NAME_KEYS = ("query_name", "gallery_name")
 SUFFIXES = (".mat", ".npz")
+FOLDER_SUFFIXES = (".npz", ".mat", ".pt")
 
 
 def _check_suffix(path: Path) -> None:
@@ -113,3 +120,67 @@ def _checked_array(path: Path, key: str, value: np.ndarray) -> np.ndarray:
 def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a feature file (query_f and gallery_f required)."""
     return load_arrays(path, REQUIRED_KEYS)
+
+
+def save_folder_features(path: str | os.PathLike, features: Any, paths: list[str]) -> Path:
+    """An image folder's features [N, D] and their paths, atomically; the format follows the suffix."""
+    path = Path(path)
+    if path.suffix not in FOLDER_SUFFIXES:
+        raise ReidkitError(f"feature file {path}: expected a file ending in {', '.join(FOLDER_SUFFIXES)}")
+    features = np.asarray(features, dtype=np.float32)
+    if path.suffix == ".pt":
+        import torch
+
+        from reidkit.utils.io import atomic_torch_save
+
+        atomic_torch_save({"features": torch.from_numpy(features), "paths": paths}, path)
+        return path
+    with atomic_open(path, "wb") as handle:
+        if path.suffix == ".npz":
+            np.savez(handle, features=features, paths=np.asarray(paths))
+        else:
+            import scipy.io
+
+            scipy.io.savemat(handle, {"features": features, "paths": np.asarray(paths, dtype=object)})
+    return path
+
+
+def _as_names(value: Any) -> np.ndarray:
+    """Strings from npz unicode arrays, .mat cell arrays (each cell an array of one string) or lists."""
+    flat = np.asarray(value, dtype=object).reshape(-1)
+    return np.asarray([str(v.reshape(-1)[0] if isinstance(v, np.ndarray) else v).strip() for v in flat])
+
+
+def _read_any(path: Path) -> dict[str, Any]:
+    if path.suffix == ".pt":
+        from reidkit.models.weights import torch_load
+
+        data = torch_load(path)  # tensors-only: a feature file never needs more
+        if not isinstance(data, dict):
+            raise ReidkitError(f"{path}: expected a dict with 'features' (a `reidkit extract` .pt file)")
+        return data
+    if path.suffix not in SUFFIXES:
+        raise ReidkitError(f"feature file {path}: expected a name ending in .npz, .mat or .pt")
+    return _read_arrays(path)
+
+
+def read_feature_file(path: str | os.PathLike, key: str | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(features [N, D] float32, names [N] or None) of a `reidkit extract` file of either layout. key: the
+    matrix to read (default `features` if present, else `gallery_f`); its names are `paths` or `<side>_name`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReidkitError(f"feature file {path} does not exist")
+    data = _read_any(path)
+    key = key or ("features" if "features" in data else "gallery_f")
+    if key not in data:
+        raise ReidkitError(f"{path}: no {key!r} matrix (has {', '.join(sorted(data)) or 'nothing'}); "
+                           "pass key= one of its feature matrices")
+    value = data[key]
+    features = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
+    if features.ndim != 2:
+        raise ReidkitError(f"{path}: {key} has shape {features.shape}; expected [N, D]")
+    name_key = "paths" if key == "features" else key[: -len("_f")] + "_name" if key.endswith("_f") else None
+    names = _as_names(data[name_key]) if name_key in data else None
+    if names is not None and len(names) != len(features):
+        raise ReidkitError(f"{path}: {name_key} has {len(names)} entries, {key} has {len(features)} rows")
+    return np.asarray(features, dtype=np.float32), names

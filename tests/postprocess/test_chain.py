@@ -5,7 +5,7 @@ import pytest
 from reidkit.cli import main as reidkit_main
 from reidkit.metrics import re_ranking
 from reidkit.postprocess import STAGES, ChainInputs, ChainParams, iter_chain, run_chain
-from reidkit.postprocess.feature_files import save_features
+from reidkit.features.files import save_features
 from reidkit.postprocess.rerank import RerankParams, rerank_distances
 from reidkit.postprocess.submission import rank_gallery, read_submission
 

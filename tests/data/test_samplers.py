@@ -1,12 +1,15 @@
-"""RandomIdentitySampler: P identities x K images, seeded epochs, disjoint shares across processes."""
+"""The training samplers: RandomIdentitySampler (P identities x K images, seeded epochs, disjoint shares across
+processes) and the AICity recipe's balanced sampler (data/vehicle/sampling.py)."""
 from __future__ import annotations
 
 from collections import Counter
 
 import pytest
+import torch
 
 from reidkit.data import RandomIdentitySampler
-from reidkit.errors import ConfigError
+from reidkit.data.vehicle.sampling import balanced_sampler, balanced_weights
+from reidkit.errors import ConfigError, DatasetError
 
 # 10 identities with 1..10 images; identity 0 has fewer than K = 4 images and must be padded.
 SAMPLES = [(f"{pid}_{i}.jpg", pid, i % 3) for pid in range(10) for i in range(pid + 1)]
@@ -69,3 +72,37 @@ def test_distributed_shares_are_disjoint_and_form_the_global_batch():
 def test_bad_settings(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         RandomIdentitySampler(SAMPLES, **kwargs)
+
+
+def test_balanced_weights_are_n_over_count():
+    assert balanced_weights([7, 7, 7, 2]).tolist() == [4 / 3, 4 / 3, 4 / 3, 4.0]
+
+
+def test_balanced_sampler_draws_identities_equally():
+    samples = [("a", 0, 0)] * 90 + [("b", 1, 0)] * 10  # identity 1 is rare
+    sampler = balanced_sampler(samples, num_samples=20000, generator=torch.Generator().manual_seed(0))
+    counts = Counter(samples[i][1] for i in sampler)
+    assert len(sampler) == 20000
+    assert counts[1] / 20000 == pytest.approx(0.5, abs=0.02)  # 10% of the images, half of the draws
+    with pytest.raises(DatasetError, match="empty"):
+        balanced_sampler([])
+
+
+def test_balanced_sampler_is_the_train_loader_option(tmp_path):
+    from PIL import Image
+
+    from reidkit.data import build_train_loader
+
+    samples = []
+    for i in range(12):
+        path = tmp_path / f"{i}.jpg"
+        Image.new("RGB", (8, 8)).save(path)
+        samples.append((str(path), 0 if i < 10 else 1, 0))
+    common = dict(height=8, width=8, batch_size=4, num_instances=2, recipe="vehicle", seed=0)
+    loader = build_train_loader(samples, sampler="balanced", **common)
+    pids = torch.cat([b["pid"] for b in loader])
+    assert len(pids) == 12 and 1 in pids.tolist()  # a 2-image identity is drawn about half the time
+    again = torch.cat([b["pid"] for b in build_train_loader(samples, sampler="balanced", **common)])
+    assert torch.equal(pids, again)  # seeded
+    with pytest.raises(ConfigError, match="data.sampler='shuffle'"):
+        build_train_loader(samples, sampler="shuffle", **common)
