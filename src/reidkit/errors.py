@@ -17,6 +17,10 @@ class CheckpointError(ReidkitError, ValueError):
     """A checkpoint cannot be read or does not fit the model."""
 
 
+class GalleryError(ReidkitError, ValueError):
+    """A gallery database is missing, is not a gallery, holds another model's features, or a query does not fit."""
+
+
 class RegistryError(ReidkitError, KeyError):
     """A name (model, dataset, loss, ...) is not registered."""
 

@@ -1,0 +1,101 @@
+"""The Milvus backend for real, through Milvus Lite (a local folder served by an in-process gRPC server that
+pymilvus starts): the shared contract, filter expressions, and the server ended by `close()`."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymilvus")
+pytest.importorskip("milvus_lite")
+
+from gallery_contract import DIM, FINGERPRINT, GalleryContract, make_items  # noqa: E402
+from reidkit.errors import GalleryError  # noqa: E402
+from reidkit.gallery import Gallery, SearchFilter  # noqa: E402
+from reidkit.gallery.milvus import MilvusGallery, filter_expression, hash_id  # noqa: E402
+
+
+def lite_servers() -> dict:
+    from milvus_lite.server_manager import server_manager_instance
+
+    return dict(server_manager_instance._servers)
+
+
+@pytest.fixture(autouse=True)
+def every_server_ended():
+    """No test leaves a Milvus Lite server (or its threads) running."""
+    before = threading.active_count()
+    yield
+    assert lite_servers() == {}
+    deadline = time.monotonic() + 10
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.05)  # a stopped gRPC server's worker threads finish their last poll
+    assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
+
+
+class TestMilvusLiteContract(GalleryContract):
+    def open_gallery(self, path, **options):
+        return Gallery(str(path / "gallery.db"), **options)
+
+
+def test_close_ends_the_lite_server(tmp_path):
+    gallery = Gallery(str(tmp_path / "g.db"))
+    assert isinstance(gallery, MilvusGallery) and gallery.single_writer
+    (_, _, port), = lite_servers().values()
+    vectors, items = make_items(20)
+    gallery.set_fingerprint(FINGERPRINT)
+    gallery.add(vectors, items)
+    assert len(gallery) == 20
+    gallery.close()
+    assert lite_servers() == {}
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_filter_expressions():
+    assert filter_expression(SearchFilter()) == ""
+    assert filter_expression(SearchFilter(cameras=(1, 2), excluded=(3,), since=5.0, until=9.5)) == (
+        "camera in [1, 2] and (camera is null or camera not in [3]) and timestamp >= 5.0 and timestamp <= 9.5")
+
+
+def test_ids_come_from_content_hashes_and_readd_is_idempotent(tmp_path):
+    vectors, items = make_items(30)
+    with Gallery(str(tmp_path / "g.db")) as gallery:
+        gallery.set_fingerprint(FINGERPRINT)
+        ids = gallery.add(vectors, items)
+        assert ids == [hash_id(it.content_hash) for it in items] and all(0 < i < 2 ** 63 for i in ids)
+        assert gallery.add(vectors[:10], items[:10]) == ids[:10] and len(gallery) == 30
+
+
+def test_build_index_switches_to_ivf_above_the_exact_limit(tmp_path):
+    vectors, items = make_items(200)
+    with Gallery(str(tmp_path / "g.db"), exact_limit=100, nlist=4, nprobe=4) as gallery:
+        gallery.set_fingerprint(FINGERPRINT)
+        gallery.add(vectors, items)
+        gallery.build_index()
+        assert gallery._call("describe_index", gallery.collection, "vector")["index_type"] == "IVF_FLAT"
+        hit = gallery.search(vectors[17], 1)[0]
+        assert hit.item.content_hash == items[17].content_hash and hit.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_not_a_gallery(tmp_path):
+    (tmp_path / "file.db").write_bytes(b"SQLite format 3\x00")
+    with pytest.raises(GalleryError, match="file.db is a file; a Milvus Lite database is a folder"):
+        Gallery(str(tmp_path / "file.db"))
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(str(tmp_path / "other.db"))
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=DIM)
+    client.create_collection("reidkit_gallery", schema=schema)
+    client.close()
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(str(tmp_path / "other.db"))
+    with pytest.raises(GalleryError, match="collection 'reidkit_gallery' at .* is not a reidkit gallery"):
+        Gallery(str(tmp_path / "other.db"))
+    assert np.isfinite(DIM)
