@@ -1,4 +1,4 @@
-"""`reidkit` command line: train, test, extract, demo, config, postprocess.
+"""`reidkit` command line: train, test, extract, demo, config, index, search, postprocess.
 
 Every command takes `section.key=value` overrides after its options (see `reidkit config --show-defaults`).
 Bad input (a config key, a dataset folder, a checkpoint) prints one line `reidkit: error: ...` and exits with
@@ -137,6 +137,18 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_index(args: argparse.Namespace) -> int:
+    from reidkit.gallery.cli import run_index
+
+    return run_index(args)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from reidkit.gallery.cli import run_search
+
+    return run_search(args)
+
+
 def cmd_postprocess(args: argparse.Namespace) -> int:
     from reidkit.postprocess.cli import main as postprocess_main
 
@@ -254,6 +266,13 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_argument("--show-defaults", action="store_true", help="every key with its default and meaning")
     cfg.add_argument("--list", action="store_true", help="list the packaged recipes")
     _add_config_arguments(cfg, config_required=False)
+
+    from reidkit.gallery import cli as gallery_cli
+
+    gallery_cli.add_index_arguments(command("index", cmd_index, "Index a folder of crops into a gallery database "
+                                            "(SQLite + FAISS, or Milvus).", gallery_cli.INDEX_EPILOG))
+    gallery_cli.add_search_arguments(command("search", cmd_search, "Find a person in a gallery: a ranked table "
+                                             "and a ranked-list image.", gallery_cli.SEARCH_EPILOG))
 
     post = command("postprocess", cmd_postprocess, "AICity vehicle re-ID post-processing of feature files "
                    "(reidkit postprocess --help).", add_help=False)

@@ -6,16 +6,12 @@ import socket
 import threading
 import time
 
-import numpy as np
 import pytest
 
-pytest.importorskip("pymilvus")
-pytest.importorskip("milvus_lite")
-
-from gallery_contract import DIM, FINGERPRINT, GalleryContract, make_items  # noqa: E402
-from reidkit.errors import GalleryError  # noqa: E402
-from reidkit.gallery import Gallery, SearchFilter  # noqa: E402
-from reidkit.gallery.milvus import MilvusGallery, filter_expression, hash_id  # noqa: E402
+from gallery_contract import DIM, FINGERPRINT, GalleryContract, make_items
+from reidkit.errors import GalleryError
+from reidkit.gallery import Gallery, SearchFilter
+from reidkit.gallery.milvus import MilvusGallery, filter_expression, hash_id
 
 
 def lite_servers() -> dict:
@@ -27,13 +23,17 @@ def lite_servers() -> dict:
 @pytest.fixture(autouse=True)
 def every_server_ended():
     """No test leaves a Milvus Lite server (or its threads) running."""
-    before = threading.active_count()
+    before = set(threading.enumerate())
+
+    def started() -> list[str]:  # tqdm's monitor thread (progress bars) is not a server's
+        return [t.name for t in set(threading.enumerate()) - before if t.name != "tqdm_monitor"]
+
     yield
     assert lite_servers() == {}
     deadline = time.monotonic() + 10
-    while threading.active_count() > before and time.monotonic() < deadline:
+    while started() and time.monotonic() < deadline:
         time.sleep(0.05)  # a stopped gRPC server's worker threads finish their last poll
-    assert threading.active_count() <= before, [t.name for t in threading.enumerate()]
+    assert started() == []
 
 
 class TestMilvusLiteContract(GalleryContract):
@@ -98,4 +98,21 @@ def test_not_a_gallery(tmp_path):
     server_manager_instance.release_server(str(tmp_path / "other.db"))
     with pytest.raises(GalleryError, match="collection 'reidkit_gallery' at .* is not a reidkit gallery"):
         Gallery(str(tmp_path / "other.db"))
-    assert np.isfinite(DIM)
+
+
+def test_index_and_search_commands_on_milvus_lite_match_sqlite(tmp_path, capsys, checkpoint, crops):
+    from reidkit.cli import main
+
+    tables = {}
+    for db in (tmp_path / "g.db", tmp_path / "g"):
+        assert main(["index", "--weights", str(checkpoint(0)), "--images", str(crops), "--db", str(db),
+                     "--pattern", "market1501", "--no-progress", "--device", "cpu"]) == 0
+        assert "indexed 40 new images" in capsys.readouterr().out
+        query = next(crops.rglob("0002_c3s1_*.jpg"))
+        assert main(["search", "--db", str(db), "--query", str(query), "--topk", "8", "--camera", "1",
+                     "--output", str(tmp_path / "r.jpg")]) == 0
+        tables[db.suffix] = [line.split()[-1] for line in capsys.readouterr().out.splitlines()
+                             if line.strip()[:1].isdigit()]
+    assert tables[".db"] == tables[""] and len(tables[""]) == 8 and all("_c1s" in p for p in tables[""])
+    assert main(["index", "--db", str(tmp_path / "g.db"), "--remove", "day0/*"]) == 0
+    assert "removed 20 items" in capsys.readouterr().out

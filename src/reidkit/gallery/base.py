@@ -264,7 +264,8 @@ class Gallery(abc.ABC):
             raise GalleryError(f"{name} contains NaN or inf")
         norms = np.linalg.norm(x, axis=1, keepdims=True)
         if len(x) and (norms == 0).any():
-            raise GalleryError(f"{name} row {int(np.flatnonzero(norms[:, 0] == 0)[0])} is all zeros; expected a feature")
+            row = int(np.flatnonzero(norms[:, 0] == 0)[0])
+            raise GalleryError(f"{name} row {row} is all zeros; expected a feature")
         return x / norms if len(x) else x
 
     # -- backend hooks ----------------------------------------------------------------------------------------

@@ -128,7 +128,8 @@ class MilvusGallery(Gallery):
         try:
             return getattr(self._client, method)(*args, **kwargs)
         except _client_error() as exc:
-            raise GalleryError(f"Milvus at {self.uri}, collection {self.collection!r}: {method} failed: {exc}") from None
+            raise GalleryError(f"Milvus at {self.uri}, collection {self.collection!r}: {method} failed: "
+                               f"{exc}") from None
 
     # -- collection and its properties ------------------------------------------------------------------------
     def _exists(self) -> bool:
@@ -193,7 +194,9 @@ class MilvusGallery(Gallery):
         """FLAT below exact_limit items, IVF_FLAT above: re-created (collection released meanwhile) on a change."""
         if not self._exists():
             return
-        self._call("flush", self.collection)  # seal the inserted rows into segments (Lite: 2 s -> 0.15 s a query)
+        # Seal the inserted rows into segments: Milvus Lite searches unflushed rows slowly (20,000 x 512 measured:
+        # 2.1 s a query before the flush, 0.15 s after).
+        self._call("flush", self.collection)
         count = len(self)
         want = _INDEX_TYPES[auto_kind(count, self.exact_limit)]
         have = self._call("describe_index", self.collection, "vector").get("index_type")
