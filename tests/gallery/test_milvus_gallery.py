@@ -116,3 +116,21 @@ def test_index_and_search_commands_on_milvus_lite_match_sqlite(tmp_path, capsys,
     assert tables[".db"] == tables[""] and len(tables[""]) == 8 and all("_c1s" in p for p in tables[""])
     assert main(["index", "--db", str(tmp_path / "g.db"), "--remove", "day0/*"]) == 0
     assert "removed 20 items" in capsys.readouterr().out
+
+
+def test_indexing_path_of_a_server_each_process_inserts_its_own(tmp_path, checkpoint, crops):
+    """What every torchrun process does against a Milvus server (check its hashes, insert its batch), run in
+    one process on Milvus Lite marked as a many-writer database."""
+    from reidkit.deploy.embedder import Embedder
+    from reidkit.gallery.indexing import index_images
+    from reidkit.gallery.metadata import NamePattern
+
+    embedder = Embedder.load(checkpoint(0))
+    with Gallery(str(tmp_path / "g.db")) as gallery:
+        gallery.single_writer = False
+        summary = index_images(gallery, embedder, crops, metadata=NamePattern("market1501"), batch_size=16)
+        assert summary.added == 40 and summary.gallery_size == 40 and len(gallery) == 40
+        again = index_images(gallery, embedder, crops, batch_size=16)
+        assert again.added == 0 and again.already == 40
+        query = embedder.embed([next(crops.rglob("*.jpg"))])[0]
+        assert sorted({hit.item.camera for hit in gallery.search(query, 40)}) == [1, 2, 3]

@@ -121,3 +121,18 @@ def test_unit_vectors_stored_and_api_items_get_a_hash(tmp_path):
         gallery.add(np.ones((1, DIM), np.float32), ["a.jpg"])
     with pytest.raises(GalleryError, match=r"item 0 \(a.jpg\): camera='3'; expected an integer or None"):
         gallery.add(np.ones((1, DIM), np.float32), [Item("a.jpg", camera="3")])
+
+
+def test_index_settings_given_once_stay_with_the_gallery(tmp_path):
+    gallery, vectors, items = _filled(tmp_path / "g", 300, exact_limit=100, nlist=8, nprobe=8)
+    gallery.build_index()
+    gallery.close()
+    again = Gallery(tmp_path / "g")
+    assert (again.setting("exact_limit"), again.setting("nlist"), again.setting("nprobe")) == (100, 8, 8)
+    again.remove([1])  # a removal forces a rebuild: with the stored settings, not the defaults
+    again.search(vectors[5], 3)
+    assert again._index.kind == "ivf" and again._index.nlist == 8 and again._index._index.nprobe == 8
+    assert Gallery(tmp_path / "g", nprobe=2).setting("nprobe") == 2  # this handle only
+    assert Gallery(tmp_path / "g").setting("nprobe") == 8
+    with pytest.raises(GalleryError, match="exact_limit=0: expected an integer >= 1"):
+        Gallery(tmp_path / "g", exact_limit=0)

@@ -151,6 +151,41 @@ class Gallery(abc.ABC):
 
     def __init__(self, uri: str | os.PathLike, **options: Any) -> None:
         self.uri = os.fspath(uri)
+        self._explicit: dict[str, int] = {}
+
+    # -- index settings ---------------------------------------------------------------------------------------
+    def _configure(self, **settings: int | None) -> None:
+        """Index settings given to this handle; the ones left None come from the gallery (what `build_index`
+        stored) or the defaults (exact_limit 100,000; nlist 4 sqrt(n); nprobe 32)."""
+        for key, value in settings.items():
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise GalleryError(f"{key}={value!r}: expected an integer >= 1")
+            self._explicit[key] = int(value)
+
+    def setting(self, key: str) -> int | None:
+        """exact_limit, nlist or nprobe in force: given to this handle, else stored, else the default."""
+        from reidkit.retrieval import EXACT_LIMIT
+
+        if key in self._explicit:
+            return self._explicit[key]
+        stored = self._read_meta(f"index.{key}")
+        return stored if stored is not None else {"exact_limit": EXACT_LIMIT, "nlist": None, "nprobe": 32}[key]
+
+    def _store_settings(self) -> None:
+        """Settings given explicitly become the gallery's own (a later search or rebuild uses them)."""
+        for key, value in self._explicit.items():
+            if self._read_meta(f"index.{key}") != value:
+                self._write_meta(f"index.{key}", value)
+
+    def set_search_params(self, *, nprobe: int | None = None) -> None:
+        """IVF lists probed per query, for this handle (stored by the next `build_index`)."""
+        self._configure(nprobe=nprobe)
+        self._search_params_changed()
+
+    def _search_params_changed(self) -> None:
+        """Hook: a backend that caches the search parameters refreshes them."""
 
     def __enter__(self) -> "Gallery":
         return self
@@ -304,9 +339,6 @@ class Gallery(abc.ABC):
     @abc.abstractmethod
     def build_index(self) -> None:
         """Bring the search index up to date (exact or IVF by size); searching does this itself when needed."""
-
-    @abc.abstractmethod
-    def set_search_params(self, *, nprobe: int | None = None) -> None: ...
 
     @abc.abstractmethod
     def close(self) -> None: ...

@@ -143,20 +143,20 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace, info: Any, device: str) -> int:
-    from reidkit.gallery.base import uri_scheme
     from reidkit.gallery.indexing import index_images
     from reidkit.gallery.metadata import metadata_source
 
     metadata = metadata_source(args.meta, args.pattern, args.images)
     embedder = load_embedder(args.weights, args, device, args.batch)
-    server = uri_scheme(args.db) in ("http", "https")
-    gallery = open_gallery(args, must_exist=False) if info.rank == 0 or server else None
+    workers = TorchWorkers(info.rank, info.world_size)
+    gallery = open_gallery(args, must_exist=False) if info.rank == 0 else None
+    if workers.broadcast(gallery is not None and not gallery.single_writer) and gallery is None:
+        gallery = open_gallery(args, must_exist=False)  # a server: every process inserts its own batches
     # What `reidkit search` needs later: the model (its default --weights) and the pattern (person labels).
     notes = {"weights": os.path.abspath(args.weights), **({"pattern": args.pattern} if args.pattern else {})}
     try:
         summary = index_images(gallery, embedder, args.images, metadata=metadata, batch_size=args.batch,
-                               workers=TorchWorkers(info.rank, info.world_size), progress=not args.no_progress,
-                               notes=notes)
+                               workers=workers, progress=not args.no_progress, notes=notes)
     finally:
         if gallery is not None:
             gallery.close()

@@ -23,7 +23,7 @@ import numpy as np
 
 from reidkit.errors import GalleryError
 from reidkit.gallery.base import BACKENDS, URI_HELP, Gallery, Hit, Item, SearchFilter, uri_scheme
-from reidkit.retrieval import EXACT_LIMIT, auto_kind
+from reidkit.retrieval import auto_kind
 
 DEFAULT_COLLECTION = "reidkit_gallery"
 FORMAT = "reidkit-gallery"
@@ -72,12 +72,13 @@ class MilvusGallery(Gallery):
     """options: token (server), collection, must_exist, exact_limit, nlist, nprobe, timeout (seconds)."""
 
     def __init__(self, uri: str | os.PathLike, *, token: str | None = None, collection: str = DEFAULT_COLLECTION,
-                 must_exist: bool = False, exact_limit: int = EXACT_LIMIT, nlist: int | None = None,
-                 nprobe: int = 32, timeout: float = 30.0) -> None:
+                 must_exist: bool = False, exact_limit: int | None = None, nlist: int | None = None,
+                 nprobe: int | None = None, timeout: float = 30.0) -> None:
         super().__init__(uri)
         self.local = uri_scheme(self.uri) == "lite"
         self.single_writer = self.local
-        self.collection, self.exact_limit, self.nlist, self.nprobe = collection, int(exact_limit), nlist, int(nprobe)
+        self.collection = collection
+        self._configure(exact_limit=exact_limit, nlist=nlist, nprobe=nprobe)
         self._meta_cache: dict[str, Any] | None = None
         self._existing = False  # a collection once seen stays (dropping it under a live gallery is not supported)
         self._client = self._connect(token, timeout)
@@ -186,7 +187,7 @@ class MilvusGallery(Gallery):
 
     def _index_params(self, kind: str, count: int) -> Any:
         params = self._call("prepare_index_params")
-        extra = {"nlist": self.nlist or max(1, int(4 * np.sqrt(count)))} if kind == "ivf" else {}
+        extra = {"nlist": self.setting("nlist") or max(1, int(4 * np.sqrt(count)))} if kind == "ivf" else {}
         params.add_index(field_name="vector", index_type=_INDEX_TYPES[kind], metric_type="IP", params=extra)
         return params
 
@@ -197,25 +198,19 @@ class MilvusGallery(Gallery):
         # Seal the inserted rows into segments: Milvus Lite searches unflushed rows slowly (20,000 x 512 measured:
         # 2.1 s a query before the flush, 0.15 s after).
         self._call("flush", self.collection)
+        self._store_settings()
         count = len(self)
-        want = _INDEX_TYPES[auto_kind(count, self.exact_limit)]
-        have = self._call("describe_index", self.collection, "vector").get("index_type")
-        if have == want:
+        kind = auto_kind(count, self.setting("exact_limit"))
+        if self._call("describe_index", self.collection, "vector").get("index_type") == _INDEX_TYPES[kind]:
             return
         self._call("release_collection", self.collection)
         self._call("drop_index", self.collection, "vector")
-        self._create_index(auto_kind(count, self.exact_limit), count)
+        self._create_index(kind, count)
 
     def _create_index(self, kind: str, count: int) -> None:
         # Milvus Lite builds synchronously and lacks the timestamp call pymilvus polls a server's build with.
         self._call("create_index", self.collection, self._index_params(kind, count), sync=not self.local)
         self._call("load_collection", self.collection)
-
-    def set_search_params(self, *, nprobe: int | None = None) -> None:
-        if nprobe is not None:
-            if isinstance(nprobe, bool) or not isinstance(nprobe, int) or nprobe < 1:
-                raise GalleryError(f"nprobe={nprobe!r}: expected an integer >= 1")
-            self.nprobe = nprobe
 
     # -- writing ----------------------------------------------------------------------------------------------
     def _add(self, vectors: np.ndarray, items: list[Item]) -> list[int]:
@@ -282,6 +277,6 @@ class MilvusGallery(Gallery):
     def _search(self, queries: np.ndarray, topk: int, where: SearchFilter) -> list[list[Hit]]:
         found = self._call("search", self.collection, data=list(queries), limit=topk, filter=filter_expression(where),
                            output_fields=_ITEM_FIELDS, search_params={"metric_type": "IP",
-                                                                       "params": {"nprobe": self.nprobe}})
+                                                                       "params": {"nprobe": self.setting("nprobe")}})
         return [[Hit(int(hit["id"]), float(hit["distance"]), _item(hit["entity"], hit["id"])) for hit in hits]
                 for hits in found]
