@@ -1,4 +1,4 @@
-"""`reidkit` command line: train, test, extract, demo, config, index, search, postprocess.
+"""`reidkit` command line: train, test, extract, demo, config, index, search, serve, postprocess.
 
 Every command takes `section.key=value` overrides after its options (see `reidkit config --show-defaults`).
 Bad input (a config key, a dataset folder, a checkpoint) prints one line `reidkit: error: ...` and exits with
@@ -149,6 +149,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     return run_search(args)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from reidkit.serve.cli import run_serve
+
+    return run_serve(args)
+
+
 def cmd_postprocess(args: argparse.Namespace) -> int:
     from reidkit.postprocess.cli import main as postprocess_main
 
@@ -273,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(SQLite + FAISS, or Milvus).", gallery_cli.INDEX_EPILOG))
     gallery_cli.add_search_arguments(command("search", cmd_search, "Find a person in a gallery: a ranked table "
                                              "and a ranked-list image.", gallery_cli.SEARCH_EPILOG))
+
+    from reidkit.serve import cli as serve_cli
+
+    serve_cli.add_serve_arguments(command("serve", cmd_serve, "The search page and JSON API over a gallery "
+                                          "(FastAPI + uvicorn, 127.0.0.1 by default).", serve_cli.SERVE_EPILOG))
 
     post = command("postprocess", cmd_postprocess, "AICity vehicle re-ID post-processing of feature files "
                    "(reidkit postprocess --help).", add_help=False)
