@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gallery"))  # gallery_helpers: checkpoints, crops
 
 from gallery_helpers import draw_crops, write_tiny_checkpoint  # noqa: E402
-from serve_helpers import LiveServer, build_gallery  # noqa: E402
+from serve_helpers import LiveServer, build_gallery, make_app  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -34,16 +34,6 @@ def indexed(tmp_path_factory, serve_checkpoint) -> tuple[Path, Path]:
     draw_crops(crops, 40)
     build_gallery(base / "gallery", serve_checkpoint, crops)
     return base / "gallery", crops
-
-
-def make_app(db: Path, embedder, **settings):
-    from reidkit.gallery import Gallery
-    from reidkit.serve import GalleryService, ServeSettings, create_app
-
-    gallery = Gallery(db, must_exist=False)
-    uploads = settings.pop("uploads", Path(db) / "uploads")
-    service = GalleryService(gallery, embedder, threshold=settings.pop("threshold", None), uploads=uploads)
-    return create_app(service, ServeSettings(**settings)), gallery
 
 
 @pytest.fixture(scope="module")

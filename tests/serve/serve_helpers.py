@@ -43,6 +43,18 @@ class LiveServer:
         self.sock.close()
 
 
+def make_app(db: Path, embedder, **settings: Any) -> tuple[Any, Any]:
+    """(app, gallery) over the gallery folder `db`; settings: uploads and threshold of GalleryService, the rest
+    ServeSettings' fields (token, host, cors_origins, ...). Close the gallery when done."""
+    from reidkit.gallery import Gallery
+    from reidkit.serve import GalleryService, ServeSettings, create_app
+
+    gallery = Gallery(db, must_exist=False)
+    uploads = settings.pop("uploads", Path(db) / "uploads")
+    service = GalleryService(gallery, embedder, threshold=settings.pop("threshold", None), uploads=uploads)
+    return create_app(service, ServeSettings(**settings)), gallery
+
+
 def write_meta_csv(crops: list[Path], folder: Path) -> Path:
     """camera (from the Market name), a time a minute apart, and the person of every crop."""
     target = folder / "meta.csv"

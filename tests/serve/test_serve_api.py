@@ -7,8 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import make_app
-from serve_helpers import T0, LiveServer
+from serve_helpers import T0, LiveServer, make_app
 
 
 def _crop_bytes(indexed, name_part: str = "") -> tuple[Path, bytes]:
@@ -192,3 +191,17 @@ def test_images_only_for_indexed_image_files(writable, serve_embedder):
         assert not_image.status_code == 404 and "not an image file" in not_image.json()["error"]
         missing = httpx.get(f"{url}/api/items/{ids[1]}/image")
         assert missing.status_code == 404 and "no longer on disk" in missing.json()["error"]
+
+
+def test_a_bug_is_answered_500_without_a_traceback(indexed, serve_embedder):
+    app, gallery = make_app(indexed[0], serve_embedder, uploads=None)
+
+    def broken() -> dict:
+        raise RuntimeError("secret internal detail")
+
+    app.state.service.health = broken
+    with gallery, LiveServer(app) as url:
+        answer = httpx.get(f"{url}/api/health")
+        assert answer.status_code == 500 and "secret" not in answer.text
+        assert answer.json() == {"error": "internal error (the server log has the details)"}
+        assert httpx.get(f"{url}/api/items/1").status_code == 200

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_app
-from serve_helpers import LiveServer, draw_unseen_view, save_small_png
+from serve_helpers import LiveServer, draw_unseen_view, make_app, save_small_png
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

@@ -150,8 +150,7 @@ def test_cross_site_posts_and_foreign_host_names_are_refused(server):
 
 
 def test_cors_only_for_origins_named(indexed, serve_embedder):
-    from conftest import make_app
-    from serve_helpers import LiveServer
+    from serve_helpers import LiveServer, make_app
 
     app, gallery = make_app(indexed[0], serve_embedder, uploads=None, cors_origins=("http://app.example",))
     with gallery, LiveServer(app) as url:
