@@ -170,6 +170,7 @@ function followItem(hit) {
   const at = state.trail.findIndex((step) => step.kind === "item" && step.id === hit.id_str);
   state.trail = at >= 0 ? state.trail.slice(0, at + 1) : [...state.trail, state.query];
   $("query-image").onerror = null;
+  $("file").value = "";  // the chooser no longer names the query (and the same file can be chosen again)
   const camera = hit.camera === null ? "?" : hit.camera;
   setQueryPicture(hit.image, `${hit.path} · cam ${camera} · ${hit.time_text || "no time"}`);
   renderTrail();
