@@ -190,6 +190,8 @@ def test_each_bad_input_gets_one_line(indexed, tmp_path, capsys, checkpoint, cro
                                                                    "--images", crops, "--db", indexed, "--batch", 0)
     assert "cannot read 'soon' as a time" in one_error_line(capsys, "search", "--db", indexed, "--query", query,
                                                             "--since", "soon")
+    assert "--threads 0: expected an integer >= 1" in one_error_line(capsys, "search", "--db", indexed, "--query",
+                                                                     query, "--threads", 0)
 
 
 def test_empty_gallery(tmp_path, capsys, checkpoint):
