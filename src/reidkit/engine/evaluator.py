@@ -41,11 +41,14 @@ class EvalResult:
     cmc_reranked: np.ndarray | None = None
     distmat: np.ndarray | None = None  # the query-gallery distances the ranking used (re-ranked if asked)
     extra: dict[str, float] = field(default_factory=dict)  # other measures, e.g. attribute accuracy ("attr/...")
+    verification: Any = None  # metrics.verification.VerificationResult: ROC of same/different identity pairs
 
     def flat(self) -> dict[str, float]:
         out = dict(self.metrics)
         if self.reranked is not None:
             out.update({f"rerank/{k}": v for k, v in self.reranked.items()})
+        if self.verification is not None:
+            out.update(self.verification.metrics())
         out.update(self.extra)
         return out
 
@@ -130,8 +133,9 @@ def evaluate_features(
     lambda_value: float = 0.3,
     protocol: str = "market",
 ) -> EvalResult:
-    """CMC, mAP and mINP from query and gallery features, and after re-ranking when `rerank`."""
-    from reidkit.metrics import evaluate_rank, re_ranking
+    """CMC, mAP and mINP from query and gallery features, and after re-ranking when `rerank`; the verification
+    ROC (cosine similarity of the pairs, whatever `metric` and `normalize`) in `.verification`."""
+    from reidkit.metrics import evaluate_rank, re_ranking, verification_roc
 
     qf, gf = query.features, gallery.features
     if normalize:
@@ -139,7 +143,8 @@ def evaluate_features(
     distmat = _distance(qf, gf, metric)
     ids = (query.pids, gallery.pids, query.camids, gallery.camids)
     cmc, mAP, mINP = evaluate_rank(distmat, *ids, max_rank=max_rank, protocol=protocol)
-    result = EvalResult(rank_metrics(cmc, mAP, mINP), cmc=np.asarray(cmc), distmat=distmat)
+    result = EvalResult(rank_metrics(cmc, mAP, mINP), cmc=np.asarray(cmc), distmat=distmat,
+                        verification=verification_roc(qf.numpy(), gf.numpy(), *ids))
     if rerank:
         reranked = re_ranking(distmat, _distance(qf, qf, metric), _distance(gf, gf, metric),
                               k1=k1, k2=k2, lambda_value=lambda_value)

@@ -387,6 +387,8 @@ def _train(cfg: Config, ctx: RunContext, ckpt: Mapping[str, Any] | None, ckpt_pa
     report = None
     if result is not None:
         out(format_table(result.table_rows(), label=f"{cfg.model.name} on {cfg.data.name}"))
+        if result.verification is not None:
+            out(result.verification.describe())
         if format_attributes(result.extra):
             out(format_attributes(result.extra))
         if cfg.output.report:
@@ -425,9 +427,10 @@ def write_run_report(run_dir: Path, cfg: Config, result: EvalResult, model: nn.M
         cmc = {"without re-ranking": result.cmc}
         if result.cmc_reranked is not None:
             cmc["with re-ranking"] = result.cmc_reranked
+        roc = result.verification.curve() if result.verification is not None else None
         return write_report(run_dir, config=cfg.to_dict(), metrics=result.table_rows(),
                             history_path=history if history and history.is_file() else None, cmc=cmc,
-                            ranked_images=samples, title=f"reidkit: {cfg.model.name} on {cfg.data.name}")
+                            ranked_images=samples, title=f"reidkit: {cfg.model.name} on {cfg.data.name}", roc=roc)
     except Exception as error:  # noqa: BLE001  (see the docstring)
         warnings.warn(f"could not write {run_dir / 'report.html'}: {type(error).__name__}: {error}", stacklevel=2)
         return None
@@ -468,6 +471,8 @@ def test(cfg: Config, weights: str | os.PathLike, *, out: Printer = print) -> Te
                             dataset=dataset)
     out_dir = Path(cfg.output.dir) / "test"
     out(format_table(result.table_rows(), label=f"{Path(weights).name} on {cfg.data.name}"))
+    if result.verification is not None:
+        out(result.verification.describe())
     if format_attributes(result.extra):
         out(format_attributes(result.extra))
     results = out_dir / "results.json"
