@@ -31,6 +31,7 @@ _LAZY = {
     "test": "reidkit.engine.launch",
     "extract": "reidkit.engine.launch",
     "Gallery": "reidkit.gallery.base",
+    "Embedder": "reidkit.deploy.embedder",
 }
 
 __getattr__ = lazy_attributes(__name__, _LAZY)

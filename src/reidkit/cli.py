@@ -1,4 +1,4 @@
-"""`reidkit` command line: train, test, extract, demo, config, index, search, serve, postprocess.
+"""`reidkit` command line: train, test, extract, demo, config, index, search, export, verify, serve, postprocess.
 
 Every command takes `section.key=value` overrides after its options (see `reidkit config --show-defaults`).
 Bad input (a config key, a dataset folder, a checkpoint) prints one line `reidkit: error: ...` and exits with
@@ -149,6 +149,18 @@ def cmd_search(args: argparse.Namespace) -> int:
     return run_search(args)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from reidkit.deploy.cli import run_export
+
+    return run_export(args)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from reidkit.deploy.cli import run_verify
+
+    return run_verify(args)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from reidkit.serve.cli import run_serve
 
@@ -279,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
                                             "(SQLite + FAISS, or Milvus).", gallery_cli.INDEX_EPILOG))
     gallery_cli.add_search_arguments(command("search", cmd_search, "Find a person in a gallery: a ranked table "
                                              "and a ranked-list image.", gallery_cli.SEARCH_EPILOG))
+
+    from reidkit.deploy import cli as deploy_cli
+
+    deploy_cli.add_export_arguments(command("export", cmd_export, "Export a trained model to ONNX or TorchScript, "
+                                            "checked against PyTorch.", deploy_cli.EXPORT_EPILOG))
+    deploy_cli.add_verify_arguments(command("verify", cmd_verify, "Are two crops the same person? Cosine "
+                                            "similarity and the verdict at the model's threshold.",
+                                            deploy_cli.VERIFY_EPILOG))
 
     from reidkit.serve import cli as serve_cli
 

@@ -26,3 +26,7 @@ class RegistryError(ReidkitError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ExportError(ReidkitError, RuntimeError):
+    """An exported model cannot be written, or disagrees with the PyTorch model it came from."""
