@@ -102,7 +102,17 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from reidkit.deploy.extract import extract_exported, is_export
     from reidkit.engine import launch
+
+    exported = [is_export(w) for w in args.weights]
+    if args.images and all(exported):  # ONNX / TorchScript files: the Embedder, no config needed
+        extract_exported(args.weights, args.images, args.output, device=args.device or "cpu", scales=args.scales,
+                         flip=args.flip)
+        return 0
+    if any(exported):
+        raise ReidkitError("extract: exported models (.onnx, TorchScript) extract a folder (--images) and cannot be "
+                           "mixed with checkpoints; pass all checkpoints or all exports")
 
     overrides = list(args.overrides) + [f"{key}={value}" for key, value in
                                         (("data.root", args.root), ("train.device", args.device)) if value]
@@ -257,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     extract = command("extract", cmd_extract, "Write the features of a folder of images, or of a dataset's query "
                       "and gallery (flip + multi-scale TTA, several models fused), to a file.", EXTRACT_EPILOG)
     extract.add_argument("--weights", required=True, action="append", metavar="CKPT",
-                         help="model checkpoint; repeat it to fuse several models' features")
+                         help="model checkpoint (or, with --images, an exported .onnx / TorchScript file); repeat "
+                              "it to fuse several models' features")
     extract.add_argument("--images", metavar="DIR",
                          help="folder of images (searched recursively); default: the dataset's query and gallery")
     extract.add_argument("--output", required=True, metavar="FILE",

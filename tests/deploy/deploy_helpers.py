@@ -46,3 +46,20 @@ def write_checkpoint(path: Path, name: str, *, backbone: str = "resnet18", heigh
                             "data": {"height": height, "width": width, "seq_len": SEQ_LEN}})
     save_checkpoint(path, model, epoch=1, config=cfg.to_dict(), metrics=metrics or {})
     return path
+
+
+def write_plain_onnx(path: Path, props: dict | None = None) -> None:
+    """An ONNX file that reidkit did not write (a Linear layer), with `props` as JSON metadata_props."""
+    import json
+    import warnings
+
+    import onnx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's notice about its TorchScript-based exporter
+        torch.onnx.export(torch.nn.Linear(4, 2), (torch.zeros(1, 4),), str(path), dynamo=False)
+    if props is not None:
+        model = onnx.load(str(path))
+        for key, value in props.items():
+            model.metadata_props.add(key=key, value=json.dumps(value))
+        onnx.save(model, str(path))

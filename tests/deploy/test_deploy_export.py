@@ -3,6 +3,7 @@ trip, both Embedder backends agreeing, INT8, one real ResNet-50 Top-DB-Net at 38
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import onnx
@@ -17,7 +18,7 @@ from reidkit.errors import CheckpointError, ConfigError, ExportError
 from reidkit.models import MODELS
 from reidkit.models.video import VideoReidModel
 
-from deploy_helpers import SEQ_LEN, randomize_batch_norm
+from deploy_helpers import SEQ_LEN, randomize_batch_norm, write_plain_onnx
 
 
 def _is_video(name: str) -> bool:
@@ -186,28 +187,21 @@ def test_state_dict_without_config_asks_for_one(checkpoint_of, tmp_path):
         Embedder.load(tmp_path / "noconfig.pth")
 
 
-def _plain_onnx(path, props: dict | None = None) -> None:
-    torch.onnx.export(torch.nn.Linear(4, 2), (torch.zeros(1, 4),), str(path), dynamo=False)
-    if props is not None:
-        model = onnx.load(str(path))
-        for key, value in props.items():
-            model.metadata_props.add(key=key, value=json.dumps(value))
-        onnx.save(model, str(path))
-
-
 def test_export_files_with_missing_or_foreign_metadata_are_refused(checkpoint_of, tmp_path):
-    _plain_onnx(tmp_path / "plain.onnx")
+    write_plain_onnx(tmp_path / "plain.onnx")
     with pytest.raises(CheckpointError, match="plain.onnx: no reidkit export metadata.*reidkit export"):
         Embedder.load(tmp_path / "plain.onnx")
-    _plain_onnx(tmp_path / "foreign.onnx", {"format": "someone-else", "input_size": [1, 2]})
+    write_plain_onnx(tmp_path / "foreign.onnx", {"format": "someone-else", "input_size": [1, 2]})
     with pytest.raises(CheckpointError, match="foreign.onnx: no reidkit export metadata \\(format 'someone-else'"):
         Embedder.load(tmp_path / "foreign.onnx")
     report = export_model(checkpoint_of("bot"), tmp_path / "good.onnx", out=lambda line: None)
     partial = {k: v for k, v in report.metadata.items() if k not in ("mean", "feature_dim")}
-    _plain_onnx(tmp_path / "partial.onnx", partial)
+    write_plain_onnx(tmp_path / "partial.onnx", partial)
     with pytest.raises(CheckpointError, match="partial.onnx: export metadata lacks mean, feature_dim"):
         Embedder.load(tmp_path / "partial.onnx")
-    torch.jit.save(torch.jit.script(torch.nn.Linear(4, 2)), str(tmp_path / "plain.pt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit's deprecation notices
+        torch.jit.save(torch.jit.script(torch.nn.Linear(4, 2)), str(tmp_path / "plain.pt"))
     with pytest.raises(CheckpointError, match="plain.pt: no reidkit export metadata"):
         Embedder.load(tmp_path / "plain.pt")
 
