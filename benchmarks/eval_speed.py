@@ -192,6 +192,34 @@ def _ivf_features(kind: str, rng, ids, centres, spec):
     return x
 
 
+def synthetic_gallery(rng, n: int, options: dict, dim: int = 512, per_id: int = 20, nq: int = 1000):
+    """(gallery [n, dim] float32, queries [nq, dim], query identities [nq], noise scale or None): n // per_id
+    identities of per_id images each (gallery row i is identity i // per_id), queries further images of random
+    gallery identities; options["ivf_features"] "reid" (default) or "isotropic" and the "ivf_*" knobs, see _ivf.
+    Also used by benchmarks/gallery_scale.py."""
+    import numpy as np
+
+    kind = options.get("ivf_features", "reid")
+    nid = n // per_id
+    if kind == "isotropic":
+        centres = rng.standard_normal((nid, dim), dtype=np.float32)
+        spec = None
+    else:
+        spec = np.float32(options.get("ivf_noise", 0.6))
+        groups = rng.standard_normal((int(options.get("ivf_groups", 2000)), dim), dtype=np.float32)
+        g = float(options.get("ivf_group", 0.98))
+        centres = (np.float32(g) * groups[rng.integers(0, len(groups), nid)]
+                   + np.float32(np.sqrt(1 - g * g)) * rng.standard_normal((nid, dim), dtype=np.float32))
+        del groups
+    gallery = np.empty((n, dim), np.float32)
+    for start in range(0, n, 100_000):  # in chunks: the noise of 1M x 512 at once would be another 2 GB
+        stop = min(start + 100_000, n)
+        gallery[start:stop] = _ivf_features(kind, rng, np.arange(start, stop) // per_id, centres, spec)
+    q_ids = rng.integers(0, nid, nq)
+    queries = _ivf_features(kind, rng, q_ids, centres, spec)
+    return gallery, queries, q_ids, spec
+
+
 def _ivf(options: dict) -> dict:
     """Exact (flat) vs IVF search of 1,000 queries in a 1,000,000 x 512 gallery of identity-clustered features.
 
@@ -214,24 +242,7 @@ def _ivf(options: dict) -> dict:
     n, dim, per_id, nq = options["ivf_size"], 512, 20, 1000
     kind = options.get("ivf_features", "reid")
     rng = np.random.default_rng(0)
-    nid = n // per_id
-    if kind == "isotropic":
-        centres = rng.standard_normal((nid, dim), dtype=np.float32)
-        spec = None
-    else:
-        spec = np.float32(options.get("ivf_noise", 0.6))
-        groups = rng.standard_normal((int(options.get("ivf_groups", 2000)), dim), dtype=np.float32)
-        g = float(options.get("ivf_group", 0.98))
-        centres = (np.float32(g) * groups[rng.integers(0, len(groups), nid)]
-                   + np.float32(np.sqrt(1 - g * g)) * rng.standard_normal((nid, dim), dtype=np.float32))
-        del groups
-    gallery = np.empty((n, dim), np.float32)
-    for start in range(0, n, 100_000):  # in chunks: the noise of 1M x 512 at once would be another 2 GB
-        stop = min(start + 100_000, n)
-        gallery[start:stop] = _ivf_features(kind, rng, np.arange(start, stop) // per_id, centres, spec)
-    q_ids = rng.integers(0, nid, nq)
-    queries = _ivf_features(kind, rng, q_ids, centres, spec)
-    del centres
+    gallery, queries, q_ids, spec = synthetic_gallery(rng, n, options, dim, per_id, nq)
     out: dict = {"base_mb": _rss_mb(), "features": kind, "noise": None if spec is None else float(spec)}
 
     def unit(x):

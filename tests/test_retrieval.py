@@ -122,3 +122,23 @@ def test_names_must_cover_every_row(data):
     unnamed.add(gallery[:10])
     with pytest.raises(MetricInputError, match="no names"):
         unnamed.add(gallery[10:20], names=[str(i) for i in range(10)])
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_mask_searches_only_allowed_rows_and_info_is_saved(data, tmp_path, kind):
+    gallery, queries, _, _ = data
+    allowed = np.random.default_rng(3).random(len(gallery)) < 0.3
+    scores = unit(queries) @ unit(gallery).T
+    scores[:, ~allowed] = -np.inf
+    want = np.argsort(-scores, axis=1)[:, :5]
+    index = GalleryIndex(16, kind, nlist=8, nprobe=8, ef_construction=80, ef_search=200)
+    index.add(gallery, ids=np.arange(len(gallery)) + 100)
+    index.info["generation"] = 7
+    _, ids = index.search(queries, 5, mask=allowed, threads=1)
+    assert allowed[ids - 100].all()
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ids - 100, want)])
+    assert recall == 1.0 if kind != "hnsw" else recall >= 0.9
+    index.save(tmp_path / "g.index")
+    assert GalleryIndex.load(tmp_path / "g.index").info == {"generation": 7}
+    with pytest.raises(MetricInputError, match=r"mask has shape \(3,\) and dtype bool; expected \(2000,\) bool"):
+        index.search(queries, 5, mask=np.ones(3, bool))

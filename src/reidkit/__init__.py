@@ -30,6 +30,8 @@ _LAZY = {
     "train": "reidkit.engine.launch",
     "test": "reidkit.engine.launch",
     "extract": "reidkit.engine.launch",
+    "Gallery": "reidkit.gallery.base",
+    "Embedder": "reidkit.deploy.embedder",
 }
 
 __getattr__ = lazy_attributes(__name__, _LAZY)

@@ -1,4 +1,5 @@
-"""`reidkit` command line: train, test, extract, demo, config, postprocess, data.
+"""`reidkit` command line: train, test, extract, demo, config, data, index, search, export, verify, serve,
+postprocess.
 
 Every command takes `section.key=value` overrides after its options (see `reidkit config --show-defaults`).
 Bad input (a config key, a dataset folder, a checkpoint) prints one line `reidkit: error: ...` and exits with
@@ -138,8 +139,17 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    from reidkit.deploy.extract import extract_exported, is_export
     from reidkit.engine import launch
 
+    exported = [is_export(w) for w in args.weights]
+    if args.images and all(exported):  # ONNX / TorchScript files: the Embedder, no config needed
+        extract_exported(args.weights, args.images, args.output, device=args.device or "cpu", scales=args.scales,
+                         flip=args.flip)
+        return 0
+    if any(exported):
+        raise ReidkitError("extract: exported models (.onnx, TorchScript) extract a folder (--images) and cannot be "
+                           "mixed with checkpoints; pass all checkpoints or all exports")
     overrides = _overrides(args, output_dir=False)
     if args.config:
         from reidkit.config import load_config
@@ -170,6 +180,36 @@ def cmd_config(args: argparse.Namespace) -> int:
     else:
         print(config.dump_config(_load(args)), end="")
     return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from reidkit.gallery.cli import run_index
+
+    return run_index(args)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from reidkit.gallery.cli import run_search
+
+    return run_search(args)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from reidkit.deploy.cli import run_export
+
+    return run_export(args)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from reidkit.deploy.cli import run_verify
+
+    return run_verify(args)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from reidkit.serve.cli import run_serve
+
+    return run_serve(args)
 
 
 def cmd_postprocess(args: argparse.Namespace) -> int:
@@ -239,7 +279,8 @@ run goes to a new folder (runs/demo_2, ...) rather than overwriting the first.""
 
 def _add_extract_arguments(extract: argparse.ArgumentParser) -> None:
     extract.add_argument("--weights", required=True, action="append", metavar="CKPT",
-                         help="model checkpoint; repeat it to fuse several models' features")
+                         help="model checkpoint (or, with --images, an exported .onnx / TorchScript file); repeat "
+                              "it to fuse several models' features")
     extract.add_argument("--images", metavar="DIR",
                          help="folder of images (searched recursively); default: the dataset's query and gallery")
     extract.add_argument("--output", required=True, metavar="FILE",
@@ -312,6 +353,26 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.add_argument("--show-defaults", action="store_true", help="every key with its default and meaning")
     cfg.add_argument("--list", action="store_true", help="list the packaged recipes")
     _add_config_arguments(cfg, config_required=False)
+
+    from reidkit.gallery import cli as gallery_cli
+
+    gallery_cli.add_index_arguments(command("index", cmd_index, "Index a folder of crops into a gallery database "
+                                            "(SQLite + FAISS, or Milvus).", gallery_cli.INDEX_EPILOG))
+    gallery_cli.add_search_arguments(command("search", cmd_search, "Find a person in a gallery: a ranked table "
+                                             "and a ranked-list image.", gallery_cli.SEARCH_EPILOG))
+
+    from reidkit.deploy import cli as deploy_cli
+
+    deploy_cli.add_export_arguments(command("export", cmd_export, "Export a trained model to ONNX or TorchScript, "
+                                            "checked against PyTorch.", deploy_cli.EXPORT_EPILOG))
+    deploy_cli.add_verify_arguments(command("verify", cmd_verify, "Are two crops the same person? Cosine "
+                                            "similarity and the verdict at the model's threshold.",
+                                            deploy_cli.VERIFY_EPILOG))
+
+    from reidkit.serve import cli as serve_cli
+
+    serve_cli.add_serve_arguments(command("serve", cmd_serve, "The search page and JSON API over a gallery "
+                                          "(FastAPI + uvicorn, 127.0.0.1 by default).", serve_cli.SERVE_EPILOG))
 
     post = command("postprocess", cmd_postprocess, "AICity vehicle re-ID post-processing of feature files "
                    "(reidkit postprocess --help).", add_help=False)

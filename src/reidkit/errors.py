@@ -39,6 +39,8 @@ class CheckpointError(ReidkitError, ValueError):
 
 class PostprocessInputError(ReidkitError, ValueError):
     """Inputs of the post-processing chain (features, labels, tracks, distances) that do not fit together."""
+class GalleryError(ReidkitError, ValueError):
+    """A gallery database is missing, is not a gallery, holds another model's features, or a query does not fit."""
 
 
 class RegistryError(ReidkitError, KeyError):
@@ -46,3 +48,7 @@ class RegistryError(ReidkitError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ExportError(ReidkitError, RuntimeError):
+    """An exported model cannot be written, or disagrees with the PyTorch model it came from."""

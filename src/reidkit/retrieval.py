@@ -25,9 +25,10 @@ exact search on identity clusters without any other structure (the default nprob
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import faiss
 import numpy as np
@@ -39,6 +40,12 @@ from reidkit.utils.io import atomic_open
 
 KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw")
 _FORMAT = "reidkit-gallery-index"
+EXACT_LIMIT = 100_000  # kind="auto": exact search below this many items, IVF from here on
+
+
+def auto_kind(count: int, exact_limit: int = EXACT_LIMIT) -> str:
+    """"flat" (exact) below `exact_limit` items, "ivf" from there on."""
+    return "flat" if count < exact_limit else "ivf"
 
 
 class GalleryIndex:
@@ -59,6 +66,7 @@ class GalleryIndex:
         self.seed = int(seed)
         self._ids = np.zeros(0, np.int64)
         self.names: np.ndarray | None = None  # one str per row (image paths), when the rows were given names
+        self.info: dict[str, Any] = {}  # the owner's JSON-able notes, saved with the index (e.g. a data version)
         if kind == "flat":
             self._index = faiss.IndexFlatIP(self.dim)
         elif kind == "hnsw":
@@ -141,15 +149,46 @@ class GalleryIndex:
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)
 
-    def search(self, queries: Any, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """(scores float32 [n, k], ids int64 [n, k]), best first; fewer than k hits are padded with id -1."""
+    @property
+    def ids(self) -> np.ndarray:
+        """The id of every row, in row (insertion) order; read-only."""
+        view = self._ids.view()
+        view.flags.writeable = False
+        return view
+
+    def search(self, queries: Any, k: int = 10, *, mask: Any = None,
+               threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores float32 [n, k], ids int64 [n, k]), best first; fewer than k hits are padded with id -1.
+        mask: optional bool [len(self)] in row order; only rows where it is true are searched (a FAISS ID
+        selector inside the search, so IVF still returns up to k hits from the allowed rows it probes).
+        threads: FAISS's OpenMP threads for this call (default: FAISS's setting). One thread suits a single
+        query: measured on 2 busy cores, 20,000 x 512 flat, p50 1.5 ms on one thread vs 32 ms on two."""
         k = positive_int("k", k)
         if len(self) == 0:
             raise MetricInputError("the index is empty; add gallery features before searching")
         q = self._prepare("queries", queries)
-        scores, positions = self._index.search(q, k)
+        with _omp_threads(threads):
+            if mask is None:
+                scores, positions = self._index.search(q, k)
+            else:
+                scores, positions = self._search_masked(q, k, mask)
         ids = np.where(positions >= 0, self._ids[np.clip(positions, 0, None)], -1)
         return scores, ids
+
+    def _search_masked(self, q: np.ndarray, k: int, mask: Any) -> tuple[np.ndarray, np.ndarray]:
+        allowed = to_numpy("mask", mask)
+        if allowed.shape != (len(self),) or allowed.dtype != np.bool_:
+            raise MetricInputError(f"mask has shape {allowed.shape} and dtype {allowed.dtype}; "
+                                   f"expected ({len(self)},) bool, one flag per row")
+        bitmap = np.packbits(allowed, bitorder="little")  # bit i of byte i // 8: FAISS's bitmap layout
+        selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
+        if self.kind == "ivf":
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=self._index.nprobe)
+        elif self.kind == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self._index.hnsw.efSearch)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        return self._index.search(q, k, params=params)  # `bitmap` stays alive until here: the selector points into it
 
     def set_search_params(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
         """Accuracy / speed trade-off of approximate kinds: IVF `nprobe`, HNSW `ef_search`."""
@@ -166,7 +205,8 @@ class GalleryIndex:
         if self._index is None:
             raise MetricInputError("cannot save an IVF index that has not been trained")
         meta = {"format": _FORMAT, "version": 1, "dim": self.dim, "kind": self.kind, "normalize": self.normalize,
-                "nlist": self.nlist, "nprobe": self.nprobe, "train_size": self.train_size, "seed": self.seed}
+                "nlist": self.nlist, "nprobe": self.nprobe, "train_size": self.train_size, "seed": self.seed,
+                "info": self.info}
         with atomic_open(path, "wb") as handle:
             extra = {} if self.names is None else {"names": self.names}
             np.savez(handle, index=faiss.serialize_index(self._index), ids=self._ids,
@@ -207,6 +247,7 @@ class GalleryIndex:
             raise refuse(f"{len(ids)} ids but names of shape {names.shape}")
         obj._ids = ids.astype(np.int64)
         obj.names = names
+        obj.info = dict(meta.get("info") or {})
         return obj
 
     @classmethod
@@ -218,7 +259,7 @@ class GalleryIndex:
         if arr.ndim != 2:
             raise MetricInputError(f"features must be [n, dim], got shape {arr.shape}")
         if kind == "auto":
-            kind = "flat" if len(arr) < 100_000 else "ivf"
+            kind = auto_kind(len(arr))
         index = cls(arr.shape[1], kind, **options)
         index.add(arr, ids=ids, names=names)
         return index
@@ -233,6 +274,20 @@ class GalleryIndex:
 
 
 _FAISS_TYPES = {"flat": faiss.IndexFlatIP, "ivf": faiss.IndexIVFFlat, "hnsw": faiss.IndexHNSWFlat}
+
+
+@contextlib.contextmanager
+def _omp_threads(threads: int | None) -> Iterator[None]:
+    """FAISS's (process-wide) OpenMP thread count for the duration of a call."""
+    if threads is None:
+        yield
+        return
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(positive_int("threads", threads))
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def _deserialize_checked(raw: np.ndarray, settings: GalleryIndex, refuse: Any) -> Any:

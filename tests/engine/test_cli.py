@@ -122,6 +122,7 @@ def test_demo_runs_end_to_end_on_a_small_override(tmp_path, capsys):
     untrained_row = next(line for line in out.splitlines() if line.startswith("untrained (random weights)"))
     assert "".join(f"<td>{value}</td>" for value in untrained_row.split()[3:]) in report
     assert (tmp_path / "cache" / "synthetic_people" / "Market-1501-v15.09.15" / "query").is_dir()
+    assert "test images indexed into" in out and f"reidkit search --db {tmp_path / 'runs' / 'demo' / 'gallery'}" in out
     assert main(argv) == 0  # a second demo goes to a new folder, the first is kept
     assert (tmp_path / "runs" / "demo" / "checkpoints" / "last.pth").is_file()
     assert (tmp_path / "runs" / "demo_2" / "checkpoints" / "last.pth").is_file()

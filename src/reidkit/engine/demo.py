@@ -75,7 +75,23 @@ def run_demo(output: str | os.PathLike = "runs/demo", cache: str | os.PathLike |
     out("")
     out(format_table(rows, label=f"demo: {cfg.model.name} ({cfg.model.backbone}) on {cfg.data.name}"))
     out(_where(trained, seconds))
+    if trained.checkpoint is not None:
+        out(_index_test_gallery(cfg, trained))
     return DemoResult(trained, untrained, seconds)
+
+
+def _index_test_gallery(cfg: Config, result: launch.TrainResult) -> str:
+    """The synthetic test gallery indexed into the run folder with the trained model, and a search to try."""
+    from reidkit.data.synthetic import MARKET_FOLDER
+    from reidkit.engine.distributed import resolve_device
+    from reidkit.gallery.indexing import index_with_model
+
+    market, db = Path(cfg.data.root) / MARKET_FOLDER, result.run_dir / "gallery"
+    summary = index_with_model(db, result.checkpoint, market / "bounding_box_test", pattern="market1501",
+                               device=str(resolve_device(cfg.train.device)))
+    query = sorted((market / "query").glob("*.jpg"))[0]
+    return (f"gallery: {summary.gallery_size} test images indexed into {db}\n"
+            f"try:  reidkit search --db {db} --query {query} --topk 10")
 
 
 def _where(result: launch.TrainResult, seconds: float) -> str:

@@ -111,6 +111,15 @@ def all_gather_object(obj: Any) -> list[Any]:
     return gathered
 
 
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank `src`'s `obj` on every process (reidkit index: the gallery's state, read by the writing rank)."""
+    if not is_enabled():
+        return obj
+    holder = [obj]
+    dist.broadcast_object_list(holder, src=src)
+    return holder[0]
+
+
 def mean_over_processes(values: dict[str, float], device: torch.device | None = None) -> dict[str, float]:
     """Average each value over the processes (all must pass the same keys)."""
     if not is_enabled() or not values:

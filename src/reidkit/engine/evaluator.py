@@ -33,11 +33,14 @@ class EvalResult:
     extra: dict[str, float] = field(default_factory=dict)  # other measures, e.g. attribute accuracy ("attr/...")
     # Several test targets: each one's result; this result then holds their mean (and no CMC or distances).
     targets: dict[str, "EvalResult"] = field(default_factory=dict)
+    verification: Any = None  # metrics.verification.VerificationResult: ROC of same/different identity pairs
 
     def own_flat(self) -> dict[str, float]:
         out = dict(self.metrics)
         if self.reranked is not None:
             out.update({f"rerank/{k}": v for k, v in self.reranked.items()})
+        if self.verification is not None:
+            out.update(self.verification.metrics())
         out.update(self.extra)
         return out
 
@@ -81,10 +84,12 @@ def combine_results(results: Mapping[str, EvalResult]) -> EvalResult:
 
 
 def format_results(result: EvalResult, label: str) -> str:
-    """The metrics table of `result` ("<label>"); with several targets one table per target, then the mean."""
+    """The metrics table of `result` ("<label>") and its verification line; with several targets one table per
+    target, then the mean."""
     if not result.targets:
-        return format_table(result.table_rows(), label=label)
-    tables = [format_table(r.table_rows(), label=f"{label} / {target}") for target, r in result.targets.items()]
+        table = format_table(result.table_rows(), label=label)
+        return table if result.verification is None else f"{table}\n{result.verification.describe()}"
+    tables = [format_results(r, f"{label} / {target}") for target, r in result.targets.items()]
     mean = EvalResult(result.metrics, result.reranked)
     return "\n\n".join(tables + [format_table(mean.table_rows(), label=f"{label} / mean of {len(result.targets)}")])
 
@@ -118,8 +123,9 @@ def evaluate_features(
     protocol: str = "market",
 ) -> EvalResult:
     """CMC, mAP and mINP from query and gallery features, and after re-ranking when `rerank`. `protocol` names
-    an entry of reidkit.metrics.rank.RANK_PROTOCOLS; the features' paths identify the images ("self")."""
-    from reidkit.metrics import evaluate_rank, re_ranking
+    an entry of reidkit.metrics.rank.RANK_PROTOCOLS; the features' paths identify the images ("self"). The
+    verification ROC (cosine similarity of the pairs, whatever `metric` and `normalize`) is in `.verification`."""
+    from reidkit.metrics import evaluate_rank, re_ranking, verification_roc
 
     qf, gf = query.features, gallery.features
     if normalize:
@@ -129,7 +135,8 @@ def evaluate_features(
     rank_options = {"max_rank": max_rank, "protocol": protocol, "q_images": _paths(query),
                     "g_images": _paths(gallery)}
     cmc, mAP, mINP = evaluate_rank(distmat, *ids, **rank_options)
-    result = EvalResult(rank_metrics(cmc, mAP, mINP), cmc=np.asarray(cmc), distmat=distmat)
+    result = EvalResult(rank_metrics(cmc, mAP, mINP), cmc=np.asarray(cmc), distmat=distmat,
+                        verification=verification_roc(qf.numpy(), gf.numpy(), *ids))
     if rerank:
         from reidkit.metrics.rerank import CollapsedDistancesError
 

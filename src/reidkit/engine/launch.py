@@ -28,7 +28,8 @@ from reidkit.engine.optim import apply_settings, build_optimizer, build_schedule
 from reidkit.engine.run_config import build_dataset_from, check_config, data_label, with_data_model_options
 from reidkit.engine.run_folder import (TrainResult, config_for_resume, final_checkpoint, finished_run,
                                        fresh_run_dir, guard_run_dir, load_resume, resolve_resume, resume_folder,
-                                       run_folder_of, with_output_dir, write_results)
+                                       run_folder_of, stamp_final_metrics, with_output_dir,
+                                       write_results)
 from reidkit.engine.run_report import visualize_run, write_run_report
 from reidkit.engine.targets import eval_targets, evaluate_model, evaluate_targets
 from reidkit.engine.trainer import Trainer
@@ -129,6 +130,7 @@ def _train(cfg: Config, ctx: RunContext, ckpt: Mapping[str, Any] | None, ckpt_pa
     if not main:
         return TrainResult(run_dir, final, logger.history_path, None, None, result)
     logger.record_evaluation(cfg.train.epochs, result.flat())
+    stamp_final_metrics(run_dir, cfg.train.epochs, result.flat())
     results_path = write_results(run_dir / "results.json", cfg, final, result)
     out(format_results(result, f"{cfg.model.name} on {data_label(cfg)}"))
     if format_attribute_accuracy(result.extra):

@@ -153,6 +153,20 @@ def final_checkpoint(run_dir: Path, epochs: int) -> Path:
     return periodic if periodic.is_file() else run_dir / "checkpoints" / "last.pth"
 
 
+def stamp_final_metrics(run_dir: Path, epochs: int, metrics: Mapping[str, float]) -> None:
+    """The final evaluation into the last epoch's checkpoints, which were written before it ran (so that a
+    failing evaluation costs no training): a deployed model carries its calibrated verification threshold."""
+    from reidkit.models.weights import torch_load
+    from reidkit.utils.io import atomic_torch_save
+
+    folder = run_dir / "checkpoints"
+    for path in (folder / f"epoch_{epochs:03d}.pth", folder / "last.pth"):
+        if path.is_file():
+            state = torch_load(path)
+            if state.get("epoch") == epochs:
+                atomic_torch_save({**state, "metrics": {**(state.get("metrics") or {}), **metrics}}, path)
+
+
 def write_results(path: Path, cfg: Config, checkpoint: Path, result: EvalResult) -> Path:
     """results.json: the final evaluation of the run's last epoch (`epoch` marks the run finished)."""
     atomic_write_json(path, {"model": cfg.model.name, "dataset": data_label(cfg), "checkpoint": str(checkpoint),

@@ -56,7 +56,8 @@ def write_run_report(run_dir: Path, cfg: Config, result: EvalResult, model: nn.M
         labels = " + ".join(t.label for t in targets)
         return write_report(run_dir, config=cfg.to_dict(), metrics={**(rows_before or {}), **result.table_rows()},
                             history_path=history if history and history.is_file() else None, cmc=cmc,
-                            ranked_images=samples, title=f"reidkit: {cfg.model.name} on {labels}")
+                            ranked_images=samples, title=f"reidkit: {cfg.model.name} on {labels}",
+                            roc=result.verification.curve() if result.verification is not None else None)
     except Exception as error:  # noqa: BLE001  (see the docstring)
         warnings.warn(f"could not write {run_dir / 'report.html'}: {type(error).__name__}: {error}", stacklevel=2)
         return None

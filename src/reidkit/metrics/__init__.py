@@ -20,6 +20,7 @@ _SOURCES = {
     "query_average_precision": "reidkit.metrics.rank",
     "re_ranking": "reidkit.metrics.rerank",
     "re_ranking_from_features": "reidkit.metrics.rerank",
+    "verification_roc": "reidkit.metrics.verification",
 }
 __getattr__ = lazy_attributes(__name__, _SOURCES)
 __all__ = sorted(_SOURCES)

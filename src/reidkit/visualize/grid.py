@@ -1,7 +1,8 @@
 """Ranked-list grid layout (docs/specs/top-db-net.md section 9, values of the reference reidtools.py).
 
 Columns: query, then the ranked gallery images. Every cell is `cell_size` (height, width) including a 5 px
-border: black for the query, green for a correct match, red for a wrong one. Columns are 10 px apart, with 90 px
+border: black for the query, green for a correct match, red for a wrong one, grey where it is not known
+(a gallery of unlabelled crops). Columns are 10 px apart, with 90 px
 more after the query (so rank-1 starts width + 100 px from the left, as in the reference). Rows (images,
 overlays, masks, ...) are 10 px apart; every row of a column carries the column's border so rows stay aligned.
 """
@@ -19,6 +20,7 @@ BORDER_WIDTH = 5
 BLACK = (0, 0, 0)
 GREEN = (0, 255, 0)
 RED = (255, 0, 0)
+GREY = (160, 160, 160)
 WHITE = (255, 255, 255)
 DEFAULT_CELL_SIZE = (256, 128)
 
@@ -57,7 +59,7 @@ def grid_size(num_gallery: int, num_rows: int, cell_size: Sequence[int] = DEFAUL
 def make_ranked_grid(
     query_img: Image.Image,
     gallery_imgs: Sequence[Image.Image],
-    correct_flags: Sequence[bool],
+    correct_flags: Sequence[bool | None],
     extra_rows: Sequence[Sequence[Image.Image]] = (),
     cell_size: Sequence[int] = DEFAULT_CELL_SIZE,
 ) -> Image.Image:
@@ -73,7 +75,7 @@ def make_ranked_grid(
         if len(row) != len(rows[0]):
             raise ValueError(f"extra row {index} has {len(row)} images; expected {len(rows[0])} (query + gallery)")
     height, width = check_size(cell_size, "cell_size")
-    colors = [BLACK] + [GREEN if flag else RED for flag in correct_flags]
+    colors = [BLACK] + [GREY if flag is None else GREEN if flag else RED for flag in correct_flags]
     grid = Image.new("RGB", grid_size(len(gallery_imgs), len(rows), cell_size), WHITE)
     for row_index, row in enumerate(rows):
         top = row_index * (height + GRID_SPACING)

@@ -1,4 +1,4 @@
-"""PNG plots for the report: CMC curves and training history (loss, learning rate, evaluation metrics).
+"""PNG plots for the report: CMC curves, the verification ROC and training history (loss, learning rate, evaluation metrics).
 
 Figures are built with matplotlib's object API (no pyplot), so nothing depends on a display or global state.
 """
@@ -64,6 +64,27 @@ def plot_cmc(cmc: Mapping[str, Sequence[float]], path: str | os.PathLike, *, tit
     axes.set(xlabel="rank", ylabel="matching rate", title=title)
     axes.grid(alpha=0.3)
     axes.legend()
+    return _save(figure, path)
+
+
+def plot_roc(roc: Mapping[str, Any], path: str | os.PathLike, *, title: str = "Verification ROC") -> Path:
+    """The same/different-identity ROC ({"fpr", "tpr", "points": [(target FPR, TPR, threshold)]}, as
+    VerificationResult.curve() gives it) on a log FPR axis, with its operating points marked."""
+    fpr, tpr = np.asarray(roc["fpr"], dtype=float), np.asarray(roc["tpr"], dtype=float)
+    if fpr.shape != tpr.shape or fpr.size == 0:
+        raise ValueError(f"roc fpr and tpr must be non-empty arrays of one shape, got {fpr.shape} and {tpr.shape}")
+    figure = Figure(figsize=(6, 4))
+    axes = figure.add_subplot()
+    shown = fpr > 0
+    axes.plot(fpr[shown], tpr[shown], label="query-gallery pairs")
+    for target, rate, threshold in roc.get("points", []):
+        axes.plot([target], [rate], marker="o", linestyle="none",
+                  label=f"FPR {target:.0e}: TPR {rate:.1%} (cosine > {threshold:.3f})")
+    axes.set_xscale("log")
+    axes.set(xlabel="false positive rate (different identities accepted)", ylabel="true positive rate",
+             title=title, ylim=(0, 1.02))
+    axes.grid(alpha=0.3, which="both")
+    axes.legend(fontsize="small", loc="lower right")
     return _save(figure, path)
 
 

@@ -21,7 +21,7 @@ import yaml
 from reidkit.metrics import query_average_precision
 from reidkit.utils.io import atomic_open, atomic_write_text
 from reidkit.visualize.grid import DEFAULT_CELL_SIZE
-from reidkit.visualize.plots import evaluation_records, history_panels, plot_cmc, plot_history, read_history
+from reidkit.visualize.plots import evaluation_records, history_panels, plot_cmc, plot_history, plot_roc, read_history
 from reidkit.visualize.ranked import image_path, visualize_test_run
 from reidkit.visualize.ranking import as_distmat, select_queries
 
@@ -106,10 +106,13 @@ def _figure(src: str, caption: str) -> str:
     return f'<figure><a href="{src}"><img src="{src}" alt="{caption}"></a><figcaption>{caption}</figcaption></figure>'
 
 
-def _plots(run_dir: Path, cmc: Mapping | None, history: Sequence[Mapping]) -> list[tuple[str, Path]]:
+def _plots(run_dir: Path, cmc: Mapping | None, history: Sequence[Mapping],
+           roc: Mapping | None = None) -> list[tuple[str, Path]]:
     plots = []
     if cmc:
         plots.append(("CMC", plot_cmc(cmc, run_dir / FILES_DIR / "cmc.png")))
+    if roc:
+        plots.append(("Verification ROC", plot_roc(roc, run_dir / FILES_DIR / "roc.png")))
     if history_panels(history):
         plots.append(("Training history", plot_history(history, run_dir / FILES_DIR / "history.png")))
     return plots
@@ -133,17 +136,19 @@ def write_report(
     cmc: Mapping[str, Sequence[float]] | None = None,
     ranked_images: Sequence[RankedImage] | None = None,
     title: str | None = None,
+    roc: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write run_dir/report.html (+ report_files/*.png) and return its path.
 
     metrics: {"without re-ranking": {"mAP": .., "Rank-1": ..}, "with re-ranking": {...}} (a flat
     {name: value} mapping is shown as one row). history_path: metrics.jsonl of the training run.
     cmc: label -> CMC array. ranked_images: grid paths, or (caption, path) pairs, e.g. from report_samples.
+    roc: the verification ROC (metrics.verification.VerificationResult.curve()).
     """
     run_dir = Path(run_dir)
     title = title or f"reidkit report: {run_dir.resolve().name}"
     history = read_history(history_path) if history_path is not None else []
-    plots = _plots(run_dir, cmc, history)
+    plots = _plots(run_dir, cmc, history, roc)
     figures = _ranked_figures(ranked_images or [], run_dir)
     generated = datetime.datetime.now().isoformat(timespec="seconds")
     parts = [
