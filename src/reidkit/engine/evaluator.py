@@ -109,6 +109,20 @@ def _distance(a: torch.Tensor, b: torch.Tensor, metric: str) -> np.ndarray:
     return dist.cpu().numpy() if isinstance(dist, torch.Tensor) else np.asarray(dist)
 
 
+def _verification(qf: torch.Tensor, gf: torch.Tensor, ids: tuple[np.ndarray, ...]) -> Any:
+    """The verification ROC, or None where the pairs allow none (camera-less data under the "self" protocol, or
+    no identity seen by two cameras): ranking metrics do not need it."""
+    from reidkit.metrics import verification_roc
+    from reidkit.metrics._checks import MetricInputError
+
+    try:
+        return verification_roc(qf.numpy(), gf.numpy(), *ids)
+    except MetricInputError as error:
+        if "needs pairs" not in str(error):
+            raise
+        return None
+
+
 def evaluate_features(
     query: Features,
     gallery: Features,
@@ -125,7 +139,7 @@ def evaluate_features(
     """CMC, mAP and mINP from query and gallery features, and after re-ranking when `rerank`. `protocol` names
     an entry of reidkit.metrics.rank.RANK_PROTOCOLS; the features' paths identify the images ("self"). The
     verification ROC (cosine similarity of the pairs, whatever `metric` and `normalize`) is in `.verification`."""
-    from reidkit.metrics import evaluate_rank, re_ranking, verification_roc
+    from reidkit.metrics import evaluate_rank, re_ranking
 
     qf, gf = query.features, gallery.features
     if normalize:
@@ -136,7 +150,7 @@ def evaluate_features(
                     "g_images": _paths(gallery)}
     cmc, mAP, mINP = evaluate_rank(distmat, *ids, **rank_options)
     result = EvalResult(rank_metrics(cmc, mAP, mINP), cmc=np.asarray(cmc), distmat=distmat,
-                        verification=verification_roc(qf.numpy(), gf.numpy(), *ids))
+                        verification=_verification(qf, gf, ids))
     if rerank:
         from reidkit.metrics.rerank import CollapsedDistancesError
 
