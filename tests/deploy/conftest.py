@@ -26,7 +26,7 @@ def checkpoint_of(tmp_path_factory) -> Callable[..., Path]:
     folder, made = tmp_path_factory.mktemp("deploy_checkpoints"), {}
 
     def make(name: str, **kwargs) -> Path:
-        key = (name, tuple(sorted(kwargs.items(), key=str)))
+        key = (name, repr(sorted(kwargs.items())))
         if key not in made:
             made[key] = write_checkpoint(folder / f"{name}_{len(made)}.pth", name, **kwargs)
         return made[key]

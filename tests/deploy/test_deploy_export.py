@@ -146,6 +146,26 @@ def test_int8_export_reports_its_parity_and_loads(checkpoint_of, crops_dir, tmp_
     assert cosine.min() > 0.9
 
 
+def test_int8_layers_can_stay_fp32(checkpoint_of, crops_dir, tmp_path):
+    checkpoint = checkpoint_of("top_db_net")
+    report = export_model(checkpoint, tmp_path / "mixed.onnx", dynamic_batch=True, quantize="int8",
+                          calibration=crops_dir, keep_fp32=["*/backbone/conv1/*", "*/backbone/layer1/*"],
+                          out=lambda line: None)
+    assert report.metadata["keep_fp32"] == ["*/backbone/conv1/*", "*/backbone/layer1/*"]
+    graph = onnx.load(str(tmp_path / "mixed.onnx")).graph
+    quantized_inputs = {i for n in graph.node if n.op_type == "DequantizeLinear" for i in n.output}
+    kept = [n for n in graph.node if n.op_type == "Conv" and "/backbone/layer1/" in n.name]
+    later = [n for n in graph.node if n.op_type == "Conv" and "/backbone/layer3/" in n.name]
+    assert kept and not any(i in quantized_inputs for n in kept for i in n.input)  # fp32 weights and inputs
+    assert later and all(any(i in quantized_inputs for i in n.input) for n in later)
+    with pytest.raises(ExportError, match="--int8-keep-fp32 '\\*/no_such_layer/\\*' matches no node"):
+        export_model(checkpoint, tmp_path / "bad.onnx", quantize="int8", calibration=crops_dir,
+                     keep_fp32=["*/no_such_layer/*"], out=lambda line: None)
+    with pytest.raises(ConfigError, match="applies to --quantize int8"):
+        export_model(checkpoint, tmp_path / "fp32.onnx", keep_fp32=["*"], out=lambda line: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed.onnx"]
+
+
 def test_real_resnet50_top_db_net_reference_checkpoint_exports(tmp_path):
     """The model as published: ResNet-50 Top-DB-Net at 384x128, from a reference-format checkpoint."""
     from reidkit.models import build_model, to_reference_state_dict

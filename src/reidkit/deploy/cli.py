@@ -48,6 +48,9 @@ def add_export_arguments(parser: argparse.ArgumentParser) -> None:
                         help="torch's ONNX exporter: TorchScript-based (default) or torch.export-based")
     parser.add_argument("--quantize", choices=("int8",), help="onnxruntime static INT8 quantization")
     parser.add_argument("--calibration", metavar="DIR", help="folder of crops calibrating --quantize int8")
+    parser.add_argument("--int8-keep-fp32", action="append", default=[], metavar="PATTERN",
+                        help="ONNX node names (fnmatch pattern, repeatable) left in fp32, e.g. "
+                             "'*/features.[0-3]/*' for MobileNetV2's first blocks")
     parser.add_argument("--images", metavar="DIR", help="also check parity on (up to 64) images of this folder")
     parser.add_argument("--threshold", type=float, metavar="T",
                         help="verification threshold to store (default: the one in the checkpoint's metrics)")
@@ -68,7 +71,8 @@ def run_export(args: argparse.Namespace, out: Printer = print) -> int:
 
     export_model(args.weights, args.output, fmt=args.format, dynamic_batch=args.dynamic_batch, opset=args.opset,
                  exporter=args.exporter, quantize=args.quantize, calibration=args.calibration, images=args.images,
-                 threshold=args.threshold, config=args.config, trust_checkpoint=args.trust_checkpoint, out=out)
+                 threshold=args.threshold, config=args.config, trust_checkpoint=args.trust_checkpoint,
+                 keep_fp32=args.int8_keep_fp32, out=out)
     return 0
 
 

@@ -55,17 +55,18 @@ class Embedder:
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "cpu", backend: str | None = None, batch_size: int = 32,
-             trust_checkpoint: bool = False, config: Any = None) -> "Embedder":
+             trust_checkpoint: bool = False, config: Any = None, threads: int = 0) -> "Embedder":
         """An Embedder for `path`: a reidkit checkpoint, a reference checkpoint, an exported .onnx, or a
         TorchScript file (with its metadata). backend: None picks torch for checkpoints and TorchScript,
         onnxruntime for ONNX. config (a Config or YAML path) says which model a checkpoint holds when it has no
-        stored config. Checkpoints holding more than tensors are unpickled only with trust_checkpoint=True."""
+        stored config. Checkpoints holding more than tensors are unpickled only with trust_checkpoint=True.
+        threads: onnxruntime's intra-op threads (0: its default); torch uses its process-wide setting."""
         path = os.fspath(path)
         kind = export_kind(path)
         if kind is not None:
             if config is not None:
                 raise ConfigError(f"config= applies to checkpoints; {path} is an exported file with its own metadata")
-            runner, metadata = open_export(path, backend=backend, device=device)
+            runner, metadata = open_export(path, backend=backend, device=device, threads=threads)
             return cls(runner, metadata, source=path, backend=backend or DEFAULT_BACKENDS[kind], batch_size=batch_size)
         if backend not in (None, "torch"):
             raise ConfigError(f"backend={backend!r}: checkpoints run with backend='torch'; export the model "

@@ -15,7 +15,8 @@ parity, writes the opset asked for (default 17, which TensorRT 8.x reads) and ta
 it deprecated) or the torch.export-based one (`dynamo`, torch's default since 2.9: also exact for every reidkit
 model, but opset >= 18 only - it silently keeps 18 when asked for less, which export refuses - and 3-5x slower).
 INT8: onnxruntime static quantization (QDQ, per-channel int8 weights, uint8 activations), calibrated on a
-folder of crops; its parity is reported, not enforced.
+folder of crops, optionally with layers kept in fp32 (`keep_fp32`, deploy/quantize.py); its parity is reported,
+not enforced.
 """
 from __future__ import annotations
 
@@ -211,7 +212,7 @@ def export_model(weights: str | os.PathLike, output: str | os.PathLike, *, fmt: 
                  dynamic_batch: bool = False, opset: int | None = None, exporter: str = "torchscript",
                  quantize: str | None = None, calibration: str | os.PathLike | None = None,
                  images: str | os.PathLike | None = None, threshold: float | None = None, config: Any = None,
-                 trust_checkpoint: bool = False, out: Printer = print) -> ExportReport:
+                 trust_checkpoint: bool = False, keep_fp32: Sequence[str] = (), out: Printer = print) -> ExportReport:
     """Export `weights` to `output` (see the module docstring); returns what was written and measured."""
     output = Path(output)
     if output.exists() and output.resolve() == Path(weights).resolve():
@@ -230,7 +231,9 @@ def export_model(weights: str | os.PathLike, output: str | os.PathLike, *, fmt: 
     if quantize:
         return _export_int8(module, source, reference, report, calibration, images,
                             dynamic_batch=dynamic_batch, opset=opset or DEFAULT_OPSET[exporter], exporter=exporter,
-                            out=out)
+                            keep_fp32=keep_fp32, out=out)
+    if keep_fp32:
+        raise ConfigError("--int8-keep-fp32 applies to --quantize int8")
     with staged(output, output.suffix or ".tmp") as tmp:
         if fmt == "onnx":
             opset = opset or DEFAULT_OPSET[exporter]
@@ -249,7 +252,7 @@ def export_model(weights: str | os.PathLike, output: str | os.PathLike, *, fmt: 
 
 def _export_int8(module: torch.nn.Module, source: ModelSource, reference: Runner, report: ExportReport,
                  calibration: str | os.PathLike, images: str | os.PathLike | None, *, dynamic_batch: bool,
-                 opset: int, exporter: str, out: Printer) -> ExportReport:
+                 opset: int, exporter: str, keep_fp32: Sequence[str], out: Printer) -> ExportReport:
     from reidkit.deploy.quantize import quantize_int8
 
     with tempfile.TemporaryDirectory(prefix="reidkit_export_") as work:
@@ -259,14 +262,16 @@ def _export_int8(module: torch.nn.Module, source: ModelSource, reference: Runner
         report.parity = _parity(reference, open_onnx(str(fp32))[0], source, images, (1,))
         _enforce(report.parity, "the fp32 ONNX export (before quantization)")
         batch, total = image_batch(calibration, source, CALIBRATION_IMAGES)
-        report.metadata = {**report.metadata, "precision": "int8"}
+        report.metadata = {**report.metadata, "precision": "int8", "keep_fp32": list(keep_fp32)}
         with staged(report.path, ".onnx") as tmp:
-            quantize_int8(fp32, tmp, batch, report.metadata, batch_size=None if dynamic_batch else 1)
+            kept = quantize_int8(fp32, tmp, batch, report.metadata, batch_size=None if dynamic_batch else 1,
+                                 keep_fp32=keep_fp32)
             candidate, _ = open_onnx(str(tmp))
             parity_images = images if images is not None else calibration
             report.int8_parity = _parity(reference, candidate, source, parity_images, (1,))
     _print_summary(report, "onnx", opset, out)
-    out(f"int8: calibrated on {len(batch)} of {total} images of {calibration}")
+    out(f"int8: calibrated on {len(batch)} of {total} images of {calibration}"
+        + (f"; {len(kept)} nodes kept in fp32" if kept else ""))
     return report
 
 

@@ -9,7 +9,7 @@ Entries (see docs/deploy.md): format, format_version, reidkit_version, model, ba
 (fp32 / int8), input_name, output_name, input_layout (NCHW, or NTCHW for video models), batch_size (null:
 any), seq_len (frames per clip, video models), input_size [H, W], interpolation, channel_order (RGB),
 pixel_scale (1/255), mean, std, feature_dim, normalized (L2), weights_sha256, threshold (calibrated cosine
-threshold, or null), thresholds (per FPR).
+threshold, or null), thresholds (per FPR); int8 files also keep_fp32 (node-name patterns left in fp32).
 """
 from __future__ import annotations
 

@@ -100,7 +100,8 @@ def _torchscript_metadata(path: str, extra: dict[str, Any]) -> dict[str, Any]:
 
 
 @RUNNERS.register("torchscript/torch")
-def open_torchscript(path: str, device: str = "cpu") -> tuple[TorchRunner, dict[str, Any]]:
+def open_torchscript(path: str, device: str = "cpu", *, threads: int = 0) -> tuple[TorchRunner, dict[str, Any]]:
+    """A TorchScript file on `device` (torch's threads are a process-wide setting: `threads` is not used)."""
     import torch
 
     extra = {EXTRA_FILE: ""}
@@ -114,9 +115,10 @@ def open_torchscript(path: str, device: str = "cpu") -> tuple[TorchRunner, dict[
     return TorchRunner(module, device), _torchscript_metadata(path, extra)
 
 
-def open_export(path: str | os.PathLike, *, backend: str | None = None, device: str = "cpu"
+def open_export(path: str | os.PathLike, *, backend: str | None = None, device: str = "cpu", threads: int = 0
                 ) -> tuple[Runner, dict[str, Any]]:
-    """Runner and validated metadata of an exported file (ONNX or TorchScript)."""
+    """Runner and validated metadata of an exported file (ONNX or TorchScript); `threads`: onnxruntime's
+    intra-op threads (0: its default, one per core)."""
     path = os.fspath(path)
     kind = export_kind(path)
     if kind is None:
@@ -125,4 +127,4 @@ def open_export(path: str | os.PathLike, *, backend: str | None = None, device: 
     key = f"{kind}/{backend or default}"
     if key not in RUNNERS:
         raise ConfigError(f"backend={backend!r} cannot run a {kind} file; use backend={default!r}")
-    return RUNNERS.get(key)(path, device)
+    return RUNNERS.get(key)(path, device, threads=threads)
