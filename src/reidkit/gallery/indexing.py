@@ -26,8 +26,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from reidkit.data.base import IMAGE_SUFFIXES
-from reidkit.errors import DatasetError, GalleryError
+from reidkit.errors import GalleryError
 from reidkit.gallery.base import Gallery, Item
 from reidkit.gallery.metadata import MetadataSource, NoMetadata
 
@@ -78,14 +77,10 @@ class _Record:
 
 
 def find_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files under `folder`, recursively, sorted."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"--images {root} is not a folder; expected a folder of images (searched recursively)")
-    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not found:
-        raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
-    return found
+    """Image files under `folder`, recursively, sorted (the one folder listing of reidkit.features.pipeline)."""
+    from reidkit.features.pipeline import folder_images
+
+    return folder_images(folder)
 
 
 def decode_image(data: bytes) -> np.ndarray:
