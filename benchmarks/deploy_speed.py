@@ -21,7 +21,6 @@ point of fp32. The load average is printed before and after: on a shared machine
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -32,8 +31,8 @@ import numpy as np
 import torch
 
 from reidkit.deploy.embedder import Embedder
-from reidkit.deploy.export import compare, export_model, random_inputs
-from reidkit.deploy.loading import FeatureModel, load_model
+from reidkit.deploy.export import compare, export_model
+from reidkit.deploy.loading import FeatureModel, load_model, random_inputs
 from reidkit.deploy.runtime import TorchRunner, open_onnx, open_torchscript
 from reidkit.utils.io import atomic_write_json
 
