@@ -11,7 +11,9 @@ features, cosine distance) is measured on its query / gallery; a third int8 expo
 --mobilenet-keep-fp32 (default its first blocks, '*/features.[0-3]/*') in fp32. The ResNet-50 model is the architecture with
 torchvision's random initialisation (no ImageNet ResNet-50 is available offline): its timings are those of the
 trained model, its int8 parity is not (no accuracy is claimed for it). Every backend runs on --threads threads
-(torch.set_num_threads, onnxruntime intra-op threads). Exported files go to --work, never into the repository.
+(torch.set_num_threads, onnxruntime intra-op threads), one after the other (taking turns call by call would
+let onnxruntime's spinning worker threads slow the next backend down). Exported files go to --work, never into
+the repository.
 
 Targets (issue 15): onnxruntime fp32 >= 1.3x torch eager at batch 1; int8 >= 2x torch eager with mAP within 1.0
 point of fp32. The load average is printed before and after: on a shared machine the figures move with it.
@@ -19,7 +21,6 @@ point of fp32. The load average is printed before and after: on a shared machine
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -30,8 +31,8 @@ import numpy as np
 import torch
 
 from reidkit.deploy.embedder import Embedder
-from reidkit.deploy.export import compare, export_model, random_inputs
-from reidkit.deploy.loading import FeatureModel, load_model
+from reidkit.deploy.export import compare, export_model
+from reidkit.deploy.loading import FeatureModel, load_model, random_inputs
 from reidkit.deploy.runtime import TorchRunner, open_onnx, open_torchscript
 from reidkit.utils.io import atomic_write_json
 
@@ -51,6 +52,9 @@ class Timing:
 
 
 def time_runner(run: Runner, batch: np.ndarray, warmup: int, iterations: int) -> list[float]:
+    """Seconds per call, after `warmup` calls; a pause first lets the previous backend's worker threads (onnxruntime
+    spins them after each run) go idle."""
+    time.sleep(1.0)
     for _ in range(warmup):
         run(batch)
     times = []
@@ -106,14 +110,15 @@ def measure(name: str, checkpoint: Path, work: Path, calibration: Path | None, p
     runners = backends(checkpoint, work, calibration, args.threads, list(keep_fp32))
     probe = parity_images if parity_images is not None else random_inputs(source, 8, seed=5)
     reference = runners["torch eager"](probe)
+    cosines = {backend: None if backend == "torch eager" else compare(reference, run(probe), backend).min_cosine
+               for backend, run in runners.items()}
     rows = []
-    for backend, run in runners.items():
-        cosine = None if backend == "torch eager" else compare(reference, run(probe), backend).min_cosine
-        for batch, (warmup, count) in iterations.items():
-            inputs = random_inputs(source, batch, seed=batch)
+    for batch, (warmup, count) in iterations.items():
+        inputs = random_inputs(source, batch, seed=batch)
+        for backend, run in runners.items():
             times = np.asarray(time_runner(run, inputs, warmup, count)) * 1000
             rows.append(Timing(name, backend, batch, count, float(np.percentile(times, 50)),
-                               float(np.percentile(times, 99)), batch * 1000 / float(times.mean()), cosine))
+                               float(np.percentile(times, 99)), batch * 1000 / float(times.mean()), cosines[backend]))
             print(f"  {name:<28} {backend:<17} batch {batch:>2}: p50 {rows[-1].p50_ms:8.1f} ms  "
                   f"{rows[-1].images_per_s:7.1f} img/s", flush=True)
     return rows

@@ -148,7 +148,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
                          flip=args.flip)
         return 0
     if any(exported):
-        raise ReidkitError("extract: exported models (.onnx, TorchScript) extract a folder (--images) and cannot be "
+        from reidkit.errors import ConfigError
+
+        raise ConfigError("extract: exported models (.onnx, TorchScript) extract a folder (--images) and cannot be "
                            "mixed with checkpoints; pass all checkpoints or all exports")
     overrides = _overrides(args, output_dir=False)
     if args.config:

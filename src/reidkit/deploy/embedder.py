@@ -71,8 +71,7 @@ class Embedder:
         if backend not in (None, "torch"):
             raise ConfigError(f"backend={backend!r}: checkpoints run with backend='torch'; export the model "
                               "(reidkit export) to run it with onnxruntime")
-        from reidkit.deploy.loading import FeatureModel, load_model, weights_sha256
-        from reidkit.deploy.export import random_inputs
+        from reidkit.deploy.loading import FeatureModel, load_model, random_inputs, weights_sha256
 
         source = load_model(path, config=config, trust_checkpoint=trust_checkpoint)
         runner = TorchRunner(FeatureModel(source.model), device)

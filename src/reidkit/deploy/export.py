@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from reidkit.deploy.loading import FeatureModel, ModelSource, load_model, weights_sha256
+from reidkit.deploy.loading import FeatureModel, ModelSource, load_model, random_inputs, weights_sha256
 from reidkit.deploy.metadata import EXTRA_FILE, build_metadata, set_onnx_metadata, sidecar_path
 from reidkit.deploy.preprocess import preprocess
 from reidkit.deploy.runtime import Runner, TorchRunner, open_onnx, open_torchscript
@@ -75,16 +75,6 @@ def compare(reference: np.ndarray, candidate: np.ndarray, label: str) -> Parity:
     norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
     cosine = (reference * candidate).sum(axis=1) / np.maximum(norms, 1e-12)
     return Parity(label, float(np.abs(reference - candidate).max()), float(cosine.min()))
-
-
-def random_inputs(source: ModelSource, batch: int, seed: int = 0) -> np.ndarray:
-    """Uniform random pixels, normalised as the model's inputs are ([B, 3, H, W] or [B, T, 3, H, W])."""
-    steps = source.preprocessing
-    frames = (source.seq_len,) if source.seq_len else ()
-    pixels = np.random.default_rng(seed).random((batch, *frames, 3, *steps.input_size), dtype=np.float32)
-    mean = np.asarray(steps.mean, np.float32)[:, None, None]
-    std = np.asarray(steps.std, np.float32)[:, None, None]
-    return (pixels - mean) / std
 
 
 def image_batch(folder: str | os.PathLike, source: ModelSource, limit: int) -> tuple[np.ndarray, int]:

@@ -15,6 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -70,6 +71,16 @@ def weights_sha256(model: nn.Module) -> str:
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def random_inputs(source: ModelSource, batch: int, seed: int = 0) -> np.ndarray:
+    """Uniform random pixels, normalised as the model's inputs are ([B, 3, H, W] or [B, T, 3, H, W])."""
+    steps = source.preprocessing
+    frames = (source.seq_len,) if source.seq_len else ()
+    pixels = np.random.default_rng(seed).random((batch, *frames, 3, *steps.input_size), dtype=np.float32)
+    mean = np.asarray(steps.mean, np.float32)[:, None, None]
+    std = np.asarray(steps.std, np.float32)[:, None, None]
+    return (pixels - mean) / std
 
 
 def _as_config(config: Config | str | os.PathLike | None) -> Config | None:
