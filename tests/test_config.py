@@ -191,3 +191,25 @@ def test_data_option_typo_is_caught_before_any_work():
 def test_quotes_around_a_string_value_are_removed():
     cfg = load_config(None, ["output.dir='2026-12-01'", 'data.root="a b"', "model.weights=''"])
     assert (cfg.output.dir, cfg.data.root, cfg.model.weights) == ("2026-12-01", "a b", "")
+
+
+def test_fixbase_with_a_model_class_without_backbone_is_refused_at_config_time():
+    from torch import nn
+
+    from reidkit.models import MODELS
+
+    class PlainNet(nn.Module):  # registered by a user, not a ReidModel: nothing named `backbone` to freeze
+        def __init__(self, num_classes: int, **_: object) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, num_classes)
+
+    MODELS.register("plain_net_without_backbone")(PlainNet)
+    try:
+        cfg = load_config(None, ["model.name=plain_net_without_backbone", "train.fixbase_epochs=2"])
+        with pytest.raises(ConfigError, match=r"train.fixbase_epochs=2: model.name='plain_net_without_backbone' "
+                                              r"\(PlainNet\) is not a reidkit ReidModel"):
+            check_config(cfg)
+        check_config(load_config(None, ["model.name=plain_net_without_backbone"]))  # no freezing asked: fine
+        check_config(load_config(None, ["train.fixbase_epochs=2"]))  # the default model has a backbone
+    finally:
+        MODELS._entries.pop("plain_net_without_backbone")

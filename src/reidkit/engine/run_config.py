@@ -36,7 +36,7 @@ def check_config(cfg: Config) -> None:
     from reidkit.data.joint import target_specs, training_specs
     from reidkit.data.samplers import SAMPLERS
     from reidkit.engine.optim import schedule_factor
-    from reidkit.models import BACKBONES, MODELS, model_options
+    from reidkit.models import BACKBONES, MODELS, ReidModel, model_options
 
     _registry_check(DATASETS, cfg.data.name, "data.name")
     _registry_check(TRANSFORM_RECIPES, cfg.data.recipe, "data.recipe")
@@ -49,6 +49,17 @@ def check_config(cfg: Config) -> None:
     problem = SAMPLERS.get(cfg.data.sampler).batch_problem(cfg.train.batch_size, cfg.data.num_instances)
     if problem:  # P x K for the identity sampler; the balanced sampler takes any batch size
         raise ConfigError(problem)
+    _check_fixbase(cfg, MODELS.get(cfg.model.name), ReidModel)
+
+
+def _check_fixbase(cfg: Config, model_factory: Any, base: type) -> None:
+    """train.fixbase_epochs freezes `model.backbone`: every ReidModel has one; a registered model class that is
+    not a ReidModel is refused here, before the data is read (a factory function is checked when it has built
+    the model, by engine.hooks.FixBaseHook)."""
+    if cfg.train.fixbase_epochs and isinstance(model_factory, type) and not issubclass(model_factory, base):
+        raise ConfigError(f"train.fixbase_epochs={cfg.train.fixbase_epochs}: model.name={cfg.model.name!r} "
+                          f"({model_factory.__name__}) is not a reidkit ReidModel, so it has no `backbone` to "
+                          "freeze; set train.fixbase_epochs=0")
 
 
 def check_config_against_data(cfg: Config, dataset: Any) -> None:
