@@ -166,7 +166,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from reidkit.engine.demo import run_demo
+    from reidkit.demo import run_demo
 
     run_demo(output=args.output, cache=args.cache, overrides=args.overrides, trust_checkpoint=args.trust_checkpoint)
     return 0

@@ -44,7 +44,7 @@ def demo_config(output: str | os.PathLike, cache: str | os.PathLike | None, over
 
 def evaluate_untrained(cfg: Config) -> EvalResult:
     """The recipe's model as built (pretrained backbone, new heads), evaluated without re-ranking."""
-    launch.check_config(cfg)
+    launch.check_config(cfg, backbone_weights=True)
     seed_everything(cfg.train.seed)  # the same new heads every time
     ctx = launch.local_context(cfg)
     dataset = launch.build_dataset_from(cfg)
