@@ -46,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 1.1], help="test-time scales")
     parser.add_argument("--no-fusion", action="store_true", help="train model A only (no fusion row)")
     parser.add_argument("--markdown", type=Path, help="also write the table as Markdown to this file")
+    parser.add_argument("--train-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override of both trainings, e.g. the recipe before issue 18: data.sampler="
+                             "identity train.batch_size=32 model.options.droprate=0.5 data.autoaugment_epochs=0")
     return parser.parse_args(argv)
 
 
@@ -60,6 +63,13 @@ def reidkit(*args: str, threads: int) -> str:
     return done.stdout
 
 
+def anneal_over(epochs: int) -> list[str]:
+    """The recipe's AutoAugment view anneals over all of training: over --epochs when the recipe has it on."""
+    from reidkit.config import load_config
+
+    return [f"data.autoaugment_epochs={epochs}"] if load_config(CONFIG).data.autoaugment_epochs else []
+
+
 def train(run: Path, root: Path, epochs: int, threads: int, *extra: str) -> Path:
     checkpoint = run / "checkpoints" / "last.pth"
     if (run / "results.json").is_file():  # written once training has finished
@@ -67,7 +77,7 @@ def train(run: Path, root: Path, epochs: int, threads: int, *extra: str) -> Path
         return checkpoint
     resume = ["--resume", str(run)] if checkpoint.is_file() else []  # an interrupted run continues
     reidkit("train", "--config", CONFIG, "--root", str(root), "--output", str(run), *resume, f"train.epochs={epochs}",
-            f"train.threads={threads}", "output.progress=false", *extra, threads=threads)
+            f"train.threads={threads}", "output.progress=false", *anneal_over(epochs), *extra, threads=threads)
     return checkpoint
 
 
@@ -180,11 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     t = args.threads
-    model_a = train(out / "model_a", root, args.epochs, t)
+    model_a = train(out / "model_a", root, args.epochs, t, *args.train_override)
     weights = [model_a]
     if not args.no_fusion:
         weights.append(train(out / "model_b", root, args.epochs_b or args.epochs, t,
-                             "model.options.pool=avg+max", "train.seed=2"))
+                             "model.options.pool=avg+max", "train.seed=2", *args.train_override))
     tracks = root / "synthetic_vehicles" / "test_track.txt"
     plain = extract([model_a], root, out / "a_plain.mat", [1.0], False, t)
     tta = extract([model_a], root, out / "a_tta.mat", args.scales, True, t)

@@ -7,7 +7,9 @@ Prints one table: re-ID mAP / Rank-1 / Rank-5 (query vs gallery tracklets, cosin
 and the attribute accuracy (query + gallery tracklets: people never seen in training; mean over the attributes
 that vary) of an untrained model (the same recipe and seed, before any step) and of the trained model (and, to
 show how well the heads fit, on its own training tracklets), against the chance (1 / number of classes) and
-majority-class (the training set's most frequent class) baselines; then the wall time.
+majority-class (the training set's most frequent class) baselines; then the wall time. The header line names the
+video settings the run used: data.sampler and its steps per epoch, data.frame_order, data.per_frame and
+loss.include_self (the recipe's unless overridden, e.g. data.frame_order=temporal data.sampler=identity).
 Extra `section.key=value` arguments override the config (e.g. train.amp=bf16).
 """
 from __future__ import annotations
@@ -32,6 +34,7 @@ from reidkit.engine.launch import (
     setup,
     test_loaders,
     train,
+    train_loader,
     with_data_model_options,
 )
 from reidkit.engine.targets import tracklet_attribute_accuracy
@@ -46,7 +49,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--config", default=CONFIG)
     parser.add_argument("--num-ids", type=int, default=80, help="identities: half train, half test")
     parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--include-self", action="store_true", help="AITL as in the reference implementation")
+    parser.add_argument("--tracklets-per-cam", type=int, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                        help="tracklets per identity and camera (default: the generator's 1 2; MARS has ~13 "
+                             "tracklets per identity)")
+    parser.add_argument("--include-self", nargs="?", const="true", choices=["true", "false"], default=None,
+                        help="AITL's loss.include_self (alone: true, the reference's; default: the recipe's)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", default=None, help="run folder (default: a fresh temporary folder)")
@@ -56,11 +63,12 @@ def parse_args() -> argparse.Namespace:
 
 def build_config(args: argparse.Namespace) -> Any:
     output = args.output or tempfile.mkdtemp(prefix="reidkit_video_bench_")
+    tracklets = f", tracklets_per_cam: {list(args.tracklets_per_cam)}" if args.tracklets_per_cam else ""
     overrides = [
-        f"data.root={args.root}", f"data.options={{num_ids: {args.num_ids}, seed: {args.seed}}}",
+        f"data.root={args.root}", f"data.options={{num_ids: {args.num_ids}, seed: {args.seed}{tracklets}}}",
         f"train.epochs={args.epochs}", f"schedule.milestones=[{max(1, int(0.7 * args.epochs))}]",
         f"train.seed={args.seed}", f"train.threads={args.threads}",
-        f"loss.include_self={str(args.include_self).lower()}",
+        *([f"loss.include_self={args.include_self}"] if args.include_self else []),
         f"output.dir={output}", "output.progress=false", "output.report=false", "test.eval_period=0",
         "checkpoint.period=0", *args.overrides,
     ]
@@ -77,7 +85,8 @@ def untrained_metrics(cfg: Any) -> dict[str, float]:
     result = evaluate_model(model, cfg, ctx, test_loaders(cfg, dataset), num_gallery=len(dataset.gallery),
                             dataset=dataset)
     print(dataset.summary())
-    return {**result.flat(), "chance": chance_accuracy(dataset, result.flat())}
+    steps = len(train_loader(cfg, dataset, ctx))
+    return {**result.flat(), "chance": chance_accuracy(dataset, result.flat()), "steps_per_epoch": steps}
 
 
 def training_fit(run_dir: Path, checkpoint: Path) -> dict[str, float]:
@@ -114,8 +123,9 @@ def main() -> None:
     finished = time.time()
     after = result.evaluation.flat() if result.evaluation else {}
     print(f"\n{cfg.model.name} ({cfg.model.backbone}, pretrained {cfg.model.pretrained}) + AITL "
-          f"(include_self={args.include_self}) on synthetic_video, {args.num_ids} ids, {args.epochs} epochs, "
-          f"amp={cfg.train.amp}, {args.threads} thread(s)")
+          f"(include_self={cfg.loss.include_self}) on synthetic_video, {args.num_ids} ids, {args.epochs} epochs of "
+          f"{before['steps_per_epoch']} steps (sampler {cfg.data.sampler}), frame_order={cfg.data.frame_order}, "
+          f"per_frame={cfg.data.per_frame}, amp={cfg.train.amp}, {args.threads} thread(s)")
     print("| model | mAP | Rank-1 | Rank-5 | attribute accuracy |\n|---|---|---|---|---|")
     print(row("untrained", before))
     print(row(f"trained ({args.epochs} epochs)", after))

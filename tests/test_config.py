@@ -66,6 +66,7 @@ def test_bad_overrides_name_the_key(override, message):
     ("optim.name", "reidkit.engine.optim:OPTIMIZERS"), ("schedule.name", "reidkit.engine.optim:SCHEDULES"),
     ("data.sampler", "reidkit.data.samplers:SAMPLERS"), ("train.amp", "reidkit.utils.amp:AMP_MODES"),
     ("loss.metric", "reidkit.losses.miners:METRICS"), ("test.metric", "reidkit.metrics.distance:METRICS"),
+    ("data.frame_order", "reidkit.data.video.sampling:FRAME_ORDERS"),
 ])
 def test_name_fields_accept_exactly_their_registry(key, registry):
     import importlib

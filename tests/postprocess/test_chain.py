@@ -15,15 +15,18 @@ def unit(rows):
     return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-def test_rerank_distances_are_not_squared():
+def test_rerank_distances_square_the_distances():
     rng = np.random.default_rng(0)
     f = unit(rng.standard_normal((9, 4)))
     d = np.clip(2 - 2 * f @ f.T, 0, None)
     params = RerankParams(k1=3, k2=2, lambda_value=0.2)
     out = rerank_distances(d[:3, 3:], d[:3, :3], d[3:, 3:], params)
-    # torchreid's squaring variant fed sqrt(d) sees d itself: the same result
-    squared = re_ranking(np.sqrt(d[:3, 3:]), np.sqrt(d[:3, :3]), np.sqrt(d[3:, 3:]), k1=3, k2=2, lambda_value=0.2)
+    # the re-ranking without squaring, fed d squared, is the same computation
+    squared = re_ranking(d[:3, 3:] ** 2, d[:3, :3] ** 2, d[3:, 3:] ** 2, k1=3, k2=2, lambda_value=0.2,
+                         square_input=False)
     np.testing.assert_allclose(out, squared, atol=1e-5)
+    unsquared = re_ranking(d[:3, 3:], d[:3, :3], d[3:, 3:], k1=3, k2=2, lambda_value=0.2, square_input=False)
+    assert not np.allclose(out, unsquared, atol=1e-3)
 
 
 def camera_case():

@@ -24,3 +24,11 @@ def test_recipe_is_valid(name):
     assert cfg.optim.name == "sgd" and cfg.optim.nesterov and cfg.loss.label_smooth == 0.0
     assert cfg.data.height == cfg.data.width  # square vehicle crops
     assert Path(cfg.output.dir).name.startswith("ft_net_")
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_trains_as_the_released_command(name):
+    """train_2020.py --droprate 0 --autoaug --batchsize 24, plain shuffled loader (docs/specs/vehicle-aicity.md 1)."""
+    cfg = load_config(f"configs/vehicle/{name}")
+    assert cfg.model.options["droprate"] == 0.0 and cfg.train.batch_size == 24 and cfg.data.sampler == "shuffle"
+    assert cfg.data.autoaugment_epochs == cfg.train.epochs  # annealed 1 -> 0 over the whole training

@@ -31,3 +31,16 @@ def test_recipe(recipe, dataset, schema):
         assert cfg.schedule.milestones == [70, 140, 210, 310, 410] and cfg.schedule.gamma == 0.3
         assert (cfg.schedule.warmup_epochs, cfg.schedule.warmup_factor) == (10, 0.01)
         assert (cfg.train.epochs, cfg.test.eval_period, cfg.train.amp) == (500, 40, "fp16")
+
+
+@pytest.mark.parametrize("recipe", ["configs/video/asta_aitl_mars.yaml", "configs/video/asta_aitl_dukev.yaml",
+                                    "configs/video/asta_aitl_synthetic.yaml"])
+def test_recipes_reproduce_the_released_code(recipe):
+    """docs/fidelity.md, video rows: the reference's frame shuffle, per-frame augmentation, identity-once epochs and
+    AITL with the anchor among its candidates; its ResNet stem without ReLU (ResNet recipes)."""
+    cfg = load_config(recipe, ["data.root=DATA"])
+    assert (cfg.data.frame_order, cfg.data.per_frame, cfg.data.sampler) == ("shuffled", True, "identity_once")
+    assert cfg.loss.include_self is True
+    resnet = cfg.model.backbone.startswith("resnet")
+    assert cfg.model.options.get("stem_relu", True) is (not resnet)
+    assert "gallery" not in cfg.data.options  # DukeV: the standard gallery unless data.options.gallery=reference

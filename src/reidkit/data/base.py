@@ -244,10 +244,12 @@ class ImageDataset:
 
         return build_train_loader(self.train, height=data.height, width=data.width, batch_size=batch_size,
                                   num_instances=data.num_instances, recipe=data.recipe, workers=data.workers,
-                                  seed=seed, rank=rank, world_size=world_size, sampler=data.sampler)
+                                  seed=seed, rank=rank, world_size=world_size, sampler=data.sampler,
+                                  autoaugment_epochs=data.autoaugment_epochs)
 
-    def test_loaders(self, data: Any, *, batch_size: int) -> tuple[Any, Any]:
-        """Query and gallery loaders, in order, with the test transform of data.recipe."""
+    def test_loaders(self, data: Any, *, batch_size: int, seed: int = 0) -> tuple[Any, Any]:
+        """Query and gallery loaders, in order, with the test transform of data.recipe (`seed`, the training
+        seed, orders video frames: images take none)."""
         from reidkit.data.loaders import build_test_loader
 
         common = {"height": data.height, "width": data.width, "batch_size": batch_size, "workers": data.workers,

@@ -55,6 +55,11 @@ class ReidImageDataset(Dataset):
                 self.skipped.add(self.samples[candidate][0])
         raise DatasetError(f"no readable image of identity {self.samples[index][1]} (first: {path})")
 
+    def set_progress(self, progress: float) -> None:
+        """Training progress in epochs, for a transform that follows it (data.transforms.AnnealedAutoAugment)."""
+        if hasattr(self.transform, "set_progress"):
+            self.transform.set_progress(progress)
+
     def __getitem__(self, index: int) -> dict:
         image, used = self._load(index)
         path, pid, camid = self.samples[used]
@@ -67,8 +72,9 @@ def sample_seed(seed: int, epoch: int, position: int) -> int:
     return (int(words[0]) << 31) ^ int(words[1])
 
 
-class SeededSampler(Sampler[tuple[int, int]]):
-    """The indices of `sampler`, each with the seed of its augmentation: sample_seed(seed, epoch, position).
+class SeededSampler(Sampler[tuple[int, int, float]]):
+    """The indices of `sampler`, each with the seed of its augmentation, sample_seed(seed, epoch, position), and
+    the training progress in epochs, epoch + position / len(sampler) (for annealed augmentations).
 
     What a batch holds then depends only on the seed, the epoch (`set_epoch`, forwarded to `sampler`) and
     the position, not on data.workers or on which worker loads it: a resumed run, whose fresh workers would
@@ -88,17 +94,18 @@ class SeededSampler(Sampler[tuple[int, int]]):
     def __len__(self) -> int:
         return len(self.sampler)  # type: ignore[arg-type]
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch = self.epoch
+    def __iter__(self) -> Iterator[tuple[int, int, float]]:
+        epoch, length = self.epoch, max(1, len(self))
         if self.reseed is not None:
             self.reseed.manual_seed(sample_seed(self.seed, epoch, -1))
         for position, index in enumerate(self.sampler):
-            yield int(index), sample_seed(self.seed, epoch, position)
+            yield int(index), sample_seed(self.seed, epoch, position), epoch + position / length
 
 
 class SeededSamples(Dataset):
     """dataset[index] drawn with torch's generator seeded by the seed SeededSampler pairs the index with
-    (augmentations, clip starts: reidkit's and torchvision's draw from it). In the main process
+    (augmentations, clip starts: reidkit's and torchvision's draw from it); a dataset with `set_progress` is
+    told the progress first (in the worker that loads the sample: no state is shared). In the main process
     (data.workers=0) the global state is put back afterwards, so loading leaves the model's random stream
     (dropout, drop blocks) alone, as it does with workers."""
 
@@ -108,8 +115,10 @@ class SeededSamples(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def __getitem__(self, key: tuple[int, int]) -> Any:
-        index, seed = key
+    def __getitem__(self, key: tuple[int, int, float]) -> Any:
+        index, seed, progress = key
+        if hasattr(self.dataset, "set_progress"):
+            self.dataset.set_progress(progress)
         if get_worker_info() is not None:
             torch.manual_seed(seed)
             return self.dataset[index]
@@ -129,19 +138,22 @@ def seeded_train_loader(dataset: Dataset, sampler: Sampler[int], *, seed: int, b
 
 def build_train_loader(samples: Sequence[Sample], *, height: int, width: int, batch_size: int, num_instances: int,
                        recipe: str = "top_db_net", workers: int = 0, seed: int = 0, rank: int = 0,
-                       world_size: int = 1, skip_bad_images: bool = False, sampler: str = "identity") -> DataLoader:
+                       world_size: int = 1, skip_bad_images: bool = False, sampler: str = "identity",
+                       autoaugment_epochs: int = 0) -> DataLoader:
     """Batches of the sampler `sampler` (data.SAMPLERS): identity gives P x K = batch_size / world_size images per
-    process; balanced draws images with replacement with weight N / count(identity) (the AICity vehicle recipe).
+    process; shuffle takes every image once per epoch in a random order (the AICity vehicle recipes); balanced
+    draws images with replacement with weight N / count(identity) (the AICity reference's option).
     Call `loader.sampler.set_epoch(e)` each epoch. Batches (draws and augmentations) depend only on seed, rank and
-    epoch: not on `workers` (SeededSampler)."""
+    epoch: not on `workers` (SeededSampler). autoaugment_epochs > 0: the AutoAugment view of the AICity reference,
+    annealed over that many epochs (data.transforms.AnnealedAutoAugment)."""
     try:
         entry = SAMPLERS.get(sampler)
     except RegistryError as error:
         raise ConfigError(f"data.sampler={sampler!r}: {error}") from None
     plan = entry.build(samples, batch_size=batch_size, num_instances=num_instances, seed=seed, rank=rank,
                        world_size=world_size)
-    dataset = ReidImageDataset(samples, build_transforms(height, width, train=True, recipe=recipe),
-                               skip_bad_images=skip_bad_images)
+    transform = build_transforms(height, width, train=True, recipe=recipe, autoaugment_epochs=autoaugment_epochs)
+    dataset = ReidImageDataset(samples, transform, skip_bad_images=skip_bad_images)
     # Ranks differ so that their augmentations do too.
     return seeded_train_loader(dataset, plan.sampler, seed=seed * 1000 + rank, batch_size=plan.batch_size,
                                workers=workers, reseed=plan.reseed)

@@ -1,5 +1,6 @@
 """Training samplers by name (registry SAMPLERS, config key data.sampler) and the identity sampler: P identities x
-K images per batch (docs/specs/top-db-net.md section 7), with a share per process for distributed runs. The balanced
+K images per batch (docs/specs/top-db-net.md section 7), with a share per process for distributed runs;
+identity_once draws every identity once per epoch (the BDB and AITL video references). The balanced
 sampler registers itself in data/vehicle/sampling.py."""
 from __future__ import annotations
 
@@ -93,6 +94,28 @@ class RandomIdentitySampler(Sampler[int]):
         return len(self._indices())
 
 
+class IdentityOnceSampler(RandomIdentitySampler):
+    """Every identity once per epoch with K instances, P = batch_size / K identities per batch (the AITL video
+    reference's and BDB's RandomIdentitySampler, from open-reid).
+
+    Per epoch: the identities in a random order, each with K of its samples drawn at random (without
+    replacement when it has K or more, with replacement otherwise); consecutive runs of P identities form the
+    batches and the last incomplete batch is dropped (the reference's DataLoader drop_last=True), so an epoch
+    has floor(num_ids / P) = floor(num_ids * K / batch_size) batches (MARS: 625 x 4 / 32 = 78). Seeded by
+    (seed, epoch) and shared across processes exactly as RandomIdentitySampler.
+    """
+
+    def global_batches(self) -> list[list[np.ndarray]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.pids))
+        groups = []
+        for position in order:
+            indices = self.index_by_pid[self.pids[position]]
+            groups.append(rng.choice(indices, size=self.num_instances, replace=len(indices) < self.num_instances))
+        p = self.num_pids_per_batch
+        return [groups[start:start + p] for start in range(0, len(groups) - p + 1, p)]
+
+
 @dataclass(frozen=True)
 class TrainSampling:
     """What a sampler entry gives the train loader: the sampler, the batch size per process and, for a sampler
@@ -108,6 +131,8 @@ class SamplerEntry:
     build: Callable[..., TrainSampling]
     # What is wrong with (train.batch_size, data.num_instances) for this sampler, or None; checked before any data.
     batch_problem: Callable[[int, int], Optional[str]] = lambda batch_size, num_instances: None
+    # Batches of P identities x K samples (what the video criterion's batch-hard and AITL mining need).
+    identity_batches: bool = False
 
 
 SAMPLERS: Registry[SamplerEntry] = Registry("sampler")
@@ -128,4 +153,53 @@ def identity_sampling(samples: Sequence[tuple], *, batch_size: int, num_instance
     return TrainSampling(sampler, sampler.batch_size_per_process)
 
 
-SAMPLERS.register("identity")(SamplerEntry(identity_sampling, identity_batch_problem))
+def identity_once_sampling(samples: Sequence[tuple], *, batch_size: int, num_instances: int, seed: int, rank: int,
+                           world_size: int) -> TrainSampling:
+    sampler = IdentityOnceSampler(samples, batch_size, num_instances, seed=seed, rank=rank, world_size=world_size)
+    return TrainSampling(sampler, sampler.batch_size_per_process)
+
+
+SAMPLERS.register("identity")(SamplerEntry(identity_sampling, identity_batch_problem, identity_batches=True))
+SAMPLERS.register("identity_once")(SamplerEntry(identity_once_sampling, identity_batch_problem, identity_batches=True))
+
+
+class ShuffledSampler(Sampler[int]):
+    """Every sample once per epoch in a random order drawn from (seed, epoch): the plain shuffled DataLoader of the
+    AICity reference's released training command (docs/specs/vehicle-aicity.md section 1; its loader drops the
+    last incomplete batch, as reidkit's train loader does). With `world_size` processes each takes every
+    world_size-th index of the epoch's order (the first len - len % world_size), so the shares are disjoint and
+    of equal length. Call `set_epoch` before each epoch."""
+
+    def __init__(self, num_samples: int, *, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ConfigError(f"rank {rank} of {world_size} processes: expected 0 <= rank < world_size")
+        if num_samples < world_size:
+            raise ConfigError(f"the training set has {num_samples} samples, fewer than the {world_size} processes")
+        self.num_samples, self.seed, self.rank, self.world_size = num_samples, seed, rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.num_samples)
+        usable = self.num_samples - self.num_samples % self.world_size
+        return iter(order[self.rank:usable:self.world_size].tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples // self.world_size
+
+
+def shuffle_sampling(samples: Sequence[tuple], *, batch_size: int, num_instances: int, seed: int, rank: int,
+                     world_size: int) -> TrainSampling:
+    """data.sampler=shuffle: batches of batch_size / world_size samples per process (data.num_instances unused)."""
+    if batch_size % world_size:
+        raise ConfigError(f"train.batch_size={batch_size}: expected a multiple of the {world_size} processes")
+    sampler = ShuffledSampler(len(samples), seed=seed, rank=rank, world_size=world_size)
+    if len(sampler) < batch_size // world_size:
+        raise ConfigError(f"train.batch_size={batch_size}: the {len(samples)} training samples make no full batch "
+                          f"(per process: {len(sampler)} samples, batches of {batch_size // world_size}); lower it")
+    return TrainSampling(sampler, batch_size // world_size)
+
+
+SAMPLERS.register("shuffle")(SamplerEntry(shuffle_sampling))

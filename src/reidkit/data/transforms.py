@@ -4,6 +4,9 @@ A recipe is `recipe(height, width, *, train) -> callable(PIL image) -> tensor`; 
 
     @TRANSFORM_RECIPES.register("vehicle")
     def vehicle(height, width, *, train): ...
+
+Any recipe's training transform can be given the AICity reference's AutoAugment view (data.autoaugment_epochs,
+AnnealedAutoAugment), whose probability falls with the training's progress.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as F
 from PIL import Image
 
+from reidkit.errors import ConfigError
 from reidkit.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -116,6 +120,55 @@ class Cutout:
         return f"{type(self).__name__}(p={self.p}, size={self.size}, fill={self.fill}, ref={self.reference_size})"
 
 
+# The AICity reference's AutoAugment fills what rotations and shears uncover with grey (its fillcolor).
+AUTOAUGMENT_FILL = (128, 128, 128)
+
+
+def autoaugment_probability(progress: float, epochs: int) -> float:
+    """The probability of the AutoAugment view after `progress` epochs (fractional) of a run that anneals it over
+    `epochs`: 1 at the start, falling linearly to 0 at `epochs`, 0 after.
+
+    The AICity reference (--autoaug) keeps gamma, 0 at the start and raised by 1 / (batches of the whole
+    training) after every batch, and takes the batch's AutoAugment view when a uniform draw exceeds gamma: the
+    probability 1 - gamma falls linearly per iteration from 1 to 0 over all of training.
+    """
+    return min(1.0, max(0.0, 1.0 - progress / epochs))
+
+
+class AnnealedAutoAugment:
+    """`transform` of the image, preceded with probability autoaugment_probability(progress, epochs) by
+    torchvision's ImageNet AutoAugment policy (T.AutoAugment(AutoAugmentPolicy.IMAGENET), filled grey), as the
+    AICity reference prepends its ImageNet policy to the training transform.
+
+    `progress` (epochs done, fractional) is set per sample by the train loader (data.loaders.SeededSamples) from
+    the epoch the trainer gives the sampler and the sample's place in the epoch, so it is right in every worker
+    process and after a resume. The coin and the policy draw from torch's generator, which the loader seeds per
+    sample. Each image draws its own coin (the reference: one per batch).
+    """
+
+    def __init__(self, transform: Transform, epochs: int, fill: tuple[int, ...] = AUTOAUGMENT_FILL) -> None:
+        if epochs < 1:
+            raise ConfigError(f"data.autoaugment_epochs={epochs}: the AutoAugment view anneals over at least 1 epoch")
+        self.transform, self.epochs = transform, epochs
+        self.policy = T.AutoAugment(T.AutoAugmentPolicy.IMAGENET, fill=list(fill))
+        self.progress = 0.0
+
+    def set_progress(self, progress: float) -> None:
+        self.progress = progress
+
+    @property
+    def probability(self) -> float:
+        return autoaugment_probability(self.progress, self.epochs)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        if torch.rand(()).item() < self.probability:
+            image = self.policy(image)
+        return self.transform(image)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(epochs={self.epochs}, policy={self.policy}, transform={self.transform})"
+
+
 def _to_normalised_tensor() -> list[Callable]:
     return [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
 
@@ -143,6 +196,9 @@ def bdb(height: int, width: int, *, train: bool) -> Transform:
                       Cutout(reference_size=(384, 128))])
 
 
-def build_transforms(height: int, width: int, *, train: bool, recipe: str = "top_db_net") -> Transform:
-    """The train or test transform of a registered recipe (see TRANSFORM_RECIPES.names())."""
-    return TRANSFORM_RECIPES.get(recipe)(height, width, train=train)
+def build_transforms(height: int, width: int, *, train: bool, recipe: str = "top_db_net",
+                     autoaugment_epochs: int = 0) -> Transform:
+    """The train or test transform of a registered recipe (see TRANSFORM_RECIPES.names()); for training with
+    autoaugment_epochs > 0, with the AnnealedAutoAugment view over that many epochs."""
+    transform = TRANSFORM_RECIPES.get(recipe)(height, width, train=train)
+    return AnnealedAutoAugment(transform, autoaugment_epochs) if train and autoaugment_epochs else transform

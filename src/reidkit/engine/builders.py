@@ -75,7 +75,8 @@ def shield_workers(loader: Any) -> Any:
 def test_loaders(cfg: Config, dataset: Any) -> tuple[Any, Any]:
     """Query and gallery loaders of the dataset's family (images; for video every test chunk of every
     tracklet, pooled back by the evaluator through the loader's dataset)."""
-    return tuple(shield_workers(loader) for loader in dataset.test_loaders(cfg.data, batch_size=cfg.test.batch_size))
+    loaders = dataset.test_loaders(cfg.data, batch_size=cfg.test.batch_size, seed=cfg.train.seed)
+    return tuple(shield_workers(loader) for loader in loaders)
 
 
 def model_to_device(model: nn.Module, cfg: Config, ctx: RunContext) -> nn.Module:

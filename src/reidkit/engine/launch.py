@@ -73,7 +73,7 @@ def train(cfg: Config, *, resume: str | os.PathLike | None = None, into: str | o
     `report_rows`: metric rows shown in report.html above the run's own (the demo's untrained baseline)."""
     from reidkit.models.weights import trusting_checkpoints
 
-    check_config(cfg)
+    check_config(cfg, backbone_weights=resume is None)
     ckpt, ckpt_path, in_place = None, None, False
     with trusting_checkpoints(trust_checkpoint):
         if resume is not None:

@@ -28,10 +28,12 @@ def _check_options(section: str, kind: str, name: str, given: Mapping[str, Any],
                               f"(its options and defaults: {accepted})")
 
 
-def check_config(cfg: Config) -> None:
+def check_config(cfg: Config, *, backbone_weights: bool = False) -> None:
     """Before any data is read: names that the config refers to exist, model.options and data.options are
     options of the model and the dataset, the schedule is one the run can follow, and a batch holds two
-    identities at least. (Each value's own bounds are checked as it is set, beside its field in config.py.)"""
+    identities at least. (Each value's own bounds are checked as it is set, beside its field in config.py.)
+    backbone_weights: the run will load model.pretrained (training from scratch), so its file must be there:
+    torchvision's weights are downloaded now, once, and a download that cannot happen is said now."""
     from reidkit.data import DATASETS, TRANSFORM_RECIPES, dataset_options
     from reidkit.data.joint import target_specs, training_specs
     from reidkit.data.samplers import SAMPLERS
@@ -49,7 +51,26 @@ def check_config(cfg: Config) -> None:
     problem = SAMPLERS.get(cfg.data.sampler).batch_problem(cfg.train.batch_size, cfg.data.num_instances)
     if problem:  # P x K for the identity sampler; the balanced sampler takes any batch size
         raise ConfigError(problem)
+    if backbone_weights and cfg.model.pretrained:
+        from reidkit.models.pretrained import resolve_pretrained
+
+        resolve_pretrained(cfg.model.backbone, cfg.model.pretrained, key="model.pretrained")
     _check_fixbase(cfg, MODELS.get(cfg.model.name), ReidModel)
+    _warn_short_anneal(cfg)
+
+
+def _warn_short_anneal(cfg: Config) -> None:
+    """The AICity reference anneals its AutoAugment view over the whole training; a run of other length (a
+    recipe with train.epochs overridden) is told what its last epoch's probability will be."""
+    anneal, epochs = cfg.data.autoaugment_epochs, cfg.train.epochs
+    if anneal and anneal != epochs:
+        import warnings
+
+        from reidkit.data.transforms import autoaugment_probability
+
+        warnings.warn(f"data.autoaugment_epochs={anneal} with train.epochs={epochs}: the AutoAugment view's "
+                      f"probability ends at {autoaugment_probability(epochs, anneal):.2f} (the reference anneals "
+                      f"to 0 over the whole training: set data.autoaugment_epochs={epochs})", stacklevel=2)
 
 
 def _check_fixbase(cfg: Config, model_factory: Any, base: type) -> None:

@@ -73,6 +73,20 @@ def check_scales(scales: Sequence[float], name: str = "scales") -> tuple[float, 
     return tuple(float(s) for s in scales)
 
 
+# How a test-time scale s is read (`reidkit extract --scales-meaning`): "side" (reidkit's) multiplies the side
+# lengths by s; "area" (the AICity reference's --ms, published as 1,1.1) multiplies the image area by s, that is
+# the side lengths by sqrt(s).
+SCALE_MEANINGS: Registry[Callable[[float], float]] = Registry("scale meaning")
+SCALE_MEANINGS.register("side")(float)
+SCALE_MEANINGS.register("area")(math.sqrt)
+
+
+def side_scales(scales: Sequence[float], meaning: str = "side", name: str = "scales") -> tuple[float, ...]:
+    """The side-length factors that `scales`, read as `meaning` (SCALE_MEANINGS), stand for."""
+    to_side = SCALE_MEANINGS.get(meaning)
+    return tuple(to_side(s) for s in check_scales(scales, name))
+
+
 def _rescaled(images: torch.Tensor, scale: float) -> torch.Tensor:
     if scale == 1:
         return images

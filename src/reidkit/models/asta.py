@@ -69,7 +69,8 @@ class AttributeStream(nn.Module):
 @MODELS.register("asta")
 class ASTA(VideoReidModel):
     """Options: attribute_dims (group -> one-hot size, from the dataset's attribute schema), frame_size (input
-    height, width: the attention's spatial positions), last_stride (1)."""
+    height, width: the attention's spatial positions), last_stride (1), stem_relu (true: the standard ResNet
+    stem; false: the reference's ResNet, without the ReLU after the stem BN)."""
 
     loss_spec: ClassVar[dict[str, tuple[str, ...]]] = {"global": ("triplet", "ce")}
     # L_BH on 1 - cos (docs/specs/video-aitl-asta.md section 2)
@@ -85,10 +86,10 @@ class ASTA(VideoReidModel):
 
     def __init__(self, num_classes: int, backbone: str = "resnet50", pretrained: str | os.PathLike | bool | None = None,
                  *, attribute_dims: Mapping[str, int] = MARS_ATTRIBUTE_DIMS, frame_size: Sequence[int] = (256, 128),
-                 last_stride: int = 1) -> None:
+                 last_stride: int = 1, stem_relu: bool = True) -> None:
         super().__init__()
         dims = check_attribute_dims(attribute_dims)
-        channels = self._init_backbone(num_classes, backbone, pretrained, last_stride)
+        channels = self._init_backbone(num_classes, backbone, pretrained, last_stride, stem_relu)
         map_size = feature_map_size(self.backbone, check_frame_size(frame_size))
         self.attribute_groups = tuple(dims)
         self.attention_conv = nn.Conv2d(channels, 1, 3, padding=1)

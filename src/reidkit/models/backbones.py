@@ -28,6 +28,12 @@ def _check_last_stride(last_stride: int) -> int:
     return int(last_stride)
 
 
+def _check_stem_relu(stem_relu: bool) -> bool:
+    if not isinstance(stem_relu, bool):
+        raise ConfigError(f"stem_relu must be true or false, got {stem_relu!r}")
+    return stem_relu
+
+
 def _set_stride(block: nn.Module, stride: int) -> None:
     """Give every strided conv of `block` (main path and shortcut) the new stride."""
     for m in block.modules():
@@ -52,11 +58,14 @@ class ResNetBackbone(nn.Module):
     )
     pretrained_ignored = ("fc.",)
 
-    def __init__(self, arch: str, last_stride: int = 1) -> None:
+    def __init__(self, arch: str, last_stride: int = 1, stem_relu: bool = True) -> None:
         super().__init__()
         net = getattr(torchvision.models, arch)(weights=None)
         self.arch = arch
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
+        if not _check_stem_relu(stem_relu):
+            # The AITL reference's ResNet (from reid-strong-baseline) goes from the stem BN straight to the max pool.
+            self.relu = nn.Identity()
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         _set_stride(self.layer4[0], _check_last_stride(last_stride))
         self.out_channels: int = net.fc.in_features
@@ -73,8 +82,11 @@ class MobileNetV2Backbone(nn.Module):
     reference_prefixes = ()
     pretrained_ignored = ("classifier.",)
 
-    def __init__(self, arch: str = "mobilenet_v2", last_stride: int = 1) -> None:
+    def __init__(self, arch: str = "mobilenet_v2", last_stride: int = 1, stem_relu: bool = True) -> None:
         super().__init__()
+        if not _check_stem_relu(stem_relu):
+            raise ConfigError("stem_relu=false removes the ReLU after a ResNet's stem BN (the AITL reference's "
+                              f"ResNet); {arch} has no such stem: use a resnet backbone or stem_relu=true")
         net = torchvision.models.mobilenet_v2(weights=None)
         self.arch = arch
         self.features = net.features
@@ -87,8 +99,8 @@ class MobileNetV2Backbone(nn.Module):
 
 
 def _register(name: str, cls: type[nn.Module]) -> None:
-    def build(last_stride: int = 1) -> nn.Module:
-        return cls(name, last_stride=last_stride)
+    def build(last_stride: int = 1, stem_relu: bool = True) -> nn.Module:
+        return cls(name, last_stride=last_stride, stem_relu=stem_relu)
 
     build.__name__ = name
     BACKBONES.register(name)(build)
@@ -100,11 +112,12 @@ _register("mobilenet_v2", MobileNetV2Backbone)
 
 
 def build_backbone(
-    name: str, *, last_stride: int = 1, pretrained: str | os.PathLike | bool | None = None
+    name: str, *, last_stride: int = 1, pretrained: str | os.PathLike | bool | None = None, stem_relu: bool = True
 ) -> nn.Module:
     """Backbone `name` (see BACKBONES.names()) with `.out_channels`; `pretrained` as in
-    reidkit.models.pretrained.load_pretrained_backbone (None: torchvision's random initialisation)."""
-    backbone = BACKBONES.get(name)(last_stride=last_stride)
+    reidkit.models.pretrained.load_pretrained_backbone (None: torchvision's random initialisation);
+    `stem_relu=False` (ResNets only) drops the ReLU after the stem BN, as the AITL reference's ResNet."""
+    backbone = BACKBONES.get(name)(last_stride=last_stride, stem_relu=stem_relu)
     if pretrained not in (None, False):
         load_pretrained_backbone(backbone, pretrained)
     return backbone

@@ -3,6 +3,7 @@ DropBlock shared by the batch, no BN neck. Mirrors the reference `bdnet` layer f
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import torch
 from torch import nn
@@ -12,11 +13,47 @@ from reidkit.models.base import MODELS, ReidModel, init_head_params
 from reidkit.models.drop_blocks import BatchDropBlock
 from reidkit.models.heads import check_dim, drop_reduction, global_reduction, residual_bottleneck
 from reidkit.models.outputs import ModelOutput, Stream
+from reidkit.registry import Registry
+
+# How the new layers start (model option `head_init`); each takes the built model and initialises its heads.
+HEAD_INITS: Registry[Callable[["BDBNet"], None]] = Registry("bdb head init")
+
+
+def kaiming_head_params(modules: list[nn.Module]) -> None:
+    """BDB's own `weights_init_kaiming`: Linear Kaiming-normal (fan_out), conv Kaiming-normal (fan_in), BN weight
+    N(1, 0.02); biases 0."""
+    for root in modules:
+        for m in root.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0.0)
+            elif isinstance(m, nn.modules.conv._ConvNd):
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+                if m.bias is not None:
+                    nn.init.constant_(m.bias, 0.0)
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine:
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.constant_(m.bias, 0.0)
+
+
+@HEAD_INITS.register("bdb")
+def _bdb_init(model: "BDBNet") -> None:
+    # BDB applies weights_init_kaiming to the reductions and classifiers only: its drop-branch Bottleneck keeps
+    # PyTorch's default initialisation.
+    kaiming_head_params([model.global_reduction, model.global_classifier, model.drop_reduction, model.drop_classifier])
+
+
+@HEAD_INITS.register("top_db_net")
+def _top_db_net_init(model: "BDBNet") -> None:
+    # The Top-DB-Net repository's `bdnet` initialises every new layer, bottleneck included, as its other models.
+    init_head_params(m for n, m in model.named_children() if n != "backbone")
 
 
 @MODELS.register("bdb")
 class BDBNet(ReidModel):
-    """Eval: cat(global 512, drop 1024), both post-ReLU (no neck)."""
+    """Eval: cat(global 512, drop 1024), both post-ReLU (no neck). `head_init`: "bdb" (BDB's weights_init_kaiming) or
+    "top_db_net" (the Top-DB-Net repository's `bdnet`, docs/specs/top-db-net.md section 1)."""
 
     loss_spec = {"global": ("triplet", "ce"), "drop": ("triplet", "ce")}
     # BDB's own code trains with the soft-margin triplet (docs/specs/top-db-net.md section 6).
@@ -41,6 +78,7 @@ class BDBNet(ReidModel):
         drop_width_ratio: float = 1.0,
         global_dim: int = 512,
         drop_dim: int = 1024,
+        head_init: str = "bdb",
     ) -> None:
         super().__init__()
         self.num_classes = check_dim(num_classes, "num_classes")
@@ -56,7 +94,7 @@ class BDBNet(ReidModel):
         self.batch_drop = BatchDropBlock(drop_height_ratio, drop_width_ratio)
         self.drop_reduction = drop_reduction(c, drop_dim)
         self.drop_classifier = nn.Linear(drop_dim, num_classes)
-        init_head_params(m for n, m in self.named_children() if n != "backbone")
+        HEAD_INITS.get(head_init)(self)
         self.feature_dim = global_dim + drop_dim
 
     @torch.no_grad()

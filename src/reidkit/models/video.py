@@ -11,7 +11,8 @@ with the "global" stream (id logits, pre-BN clip feature); eval mode returns the
 - `asta` (models/asta.py): attribute-driven spatio-temporal attention.
 
 Models whose layers depend on the feature-map size (video_ta, asta) take `frame_size` (input height, width);
-the map size is measured once with a dry run of the backbone.
+the map size is measured once with a dry run of the backbone. Every video model takes `stem_relu` (true: the
+standard ResNet stem; false: no ReLU after the stem BN, as the AITL reference's ResNet).
 """
 from __future__ import annotations
 
@@ -84,9 +85,9 @@ class VideoReidModel(ReidModel):
     sample_kind: ClassVar[str] = "tracklet"
 
     def _init_backbone(self, num_classes: int, backbone: str, pretrained: str | os.PathLike | bool | None,
-                       last_stride: int) -> int:
+                       last_stride: int, stem_relu: bool = True) -> int:
         self.num_classes = check_dim(num_classes, "num_classes")
-        self.backbone = build_backbone(backbone, last_stride=last_stride, pretrained=pretrained)
+        self.backbone = build_backbone(backbone, last_stride=last_stride, pretrained=pretrained, stem_relu=stem_relu)
         return self.backbone.out_channels
 
     def _init_head(self, dim: int) -> None:
@@ -169,9 +170,9 @@ class VideoTP(VideoBaseline):
     """Temporal pooling. Eval: the BN-ed C-d clip feature (2048 for ResNet-50)."""
 
     def __init__(self, num_classes: int, backbone: str = "resnet50", pretrained: str | os.PathLike | bool | None = None,
-                 *, last_stride: int = 1) -> None:
+                 *, last_stride: int = 1, stem_relu: bool = True) -> None:
         super().__init__()
-        channels = self._init_backbone(num_classes, backbone, pretrained, last_stride)
+        channels = self._init_backbone(num_classes, backbone, pretrained, last_stride, stem_relu)
         self.temporal = TemporalAverage()
         self._init_head(channels)
         init_video_params([self.neck, self.classifier])
@@ -182,9 +183,10 @@ class VideoTA(VideoBaseline):
     """Temporal attention. Options: frame_size (input height, width: sizes the attention conv), middle (256)."""
 
     def __init__(self, num_classes: int, backbone: str = "resnet50", pretrained: str | os.PathLike | bool | None = None,
-                 *, last_stride: int = 1, frame_size: Sequence[int] = (256, 128), middle: int = 256) -> None:
+                 *, last_stride: int = 1, frame_size: Sequence[int] = (256, 128), middle: int = 256,
+                 stem_relu: bool = True) -> None:
         super().__init__()
-        channels = self._init_backbone(num_classes, backbone, pretrained, last_stride)
+        channels = self._init_backbone(num_classes, backbone, pretrained, last_stride, stem_relu)
         map_size = feature_map_size(self.backbone, check_frame_size(frame_size))
         self.temporal = TemporalAttention(channels, map_size, check_dim(middle, "middle"))
         self._init_head(channels)
@@ -196,9 +198,9 @@ class VideoRNN(VideoBaseline):
     """LSTM aggregation. Option: hidden (512): the clip feature's size."""
 
     def __init__(self, num_classes: int, backbone: str = "resnet50", pretrained: str | os.PathLike | bool | None = None,
-                 *, last_stride: int = 1, hidden: int = 512) -> None:
+                 *, last_stride: int = 1, hidden: int = 512, stem_relu: bool = True) -> None:
         super().__init__()
-        channels = self._init_backbone(num_classes, backbone, pretrained, last_stride)
+        channels = self._init_backbone(num_classes, backbone, pretrained, last_stride, stem_relu)
         self.temporal = TemporalLSTM(channels, check_dim(hidden, "hidden"))
         self._init_head(hidden)
         init_video_params([self.neck, self.classifier])

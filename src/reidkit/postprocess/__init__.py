@@ -1,5 +1,6 @@
 """The AICity 2020 vehicle post-processing chain (docs/specs/vehicle-aicity.md section 3), one function per step:
 
+    add_crop_features             detector-crop features: normalise(f + f_crop)      2
     query_clusters_and_expansion  DBSCAN query expansion (reidkit.metrics)            3.1
     smooth_tracks                 gallery track smoothing                               3.2
     cluster_camera_features       cam-cluster labels; complete_cam_clusters fills them   3.3
@@ -20,13 +21,15 @@ from reidkit.postprocess.cameras import (PenaltyWeights, camera_penalty, cluster
 from reidkit.postprocess.chain import (STAGES, ChainInputs, ChainParams, iter_chain, query_clusters_and_expansion,
                                        run_chain)
 from reidkit.postprocess.cli import add_arguments, run_aicity_postprocess
+from reidkit.postprocess.crops import add_crop_features
 from reidkit.postprocess.rerank import RerankParams, rerank_branch
 from reidkit.postprocess.submission import rank_gallery, read_submission, write_submission
 from reidkit.postprocess.suppression import progressive_suppression
 from reidkit.postprocess.tracks import high_quality_mask, smooth_tracks
 
 __all__ = [
-    "STAGES", "ChainInputs", "ChainParams", "PenaltyWeights", "RerankParams", "add_arguments", "camera_penalty",
+    "STAGES", "ChainInputs", "ChainParams", "PenaltyWeights", "RerankParams", "add_arguments", "add_crop_features",
+    "camera_penalty",
     "cluster_camera_features", "complete_cam_clusters", "high_quality_mask", "iter_chain", "load_features",
     "progressive_suppression", "query_clusters_and_expansion", "rank_gallery", "read_submission", "rerank_branch",
     "run_aicity_postprocess", "run_chain", "save_features", "smooth_tracks", "within_set_penalty",

@@ -19,6 +19,7 @@ from reidkit.data.vehicle.common import read_name_list, read_track_file
 from reidkit.errors import ReidkitError
 from reidkit.postprocess.cameras import PenaltyWeights
 from reidkit.postprocess.chain import ChainInputs, ChainParams, iter_chain
+from reidkit.postprocess.crops import add_crop_features
 from reidkit.postprocess.evaluation import StageScore, format_stage_table, score_distances
 from reidkit.features.files import load_arrays, load_features
 from reidkit.postprocess.rerank import RerankParams
@@ -29,10 +30,14 @@ from reidkit.utils.paths import refuse_overlap
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d, r, w = ChainParams(), RerankParams(), PenaltyWeights()
     parser.add_argument("features", type=Path, help="feature file (.mat/.npz: query_f, gallery_f, ...)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("track2.txt"), help="submission file to write")
+    parser.add_argument("-o", "--output", type=Path, default=Path("track2.txt"),
+                        help="submission file to write (default: %(default)s, in the working directory)")
     parser.add_argument("--tracks", type=Path, help="gallery track file (test_track.txt): enables track smoothing")
     parser.add_argument("--gallery-names", type=Path,
                         help="gallery name list (name_test.txt) when the feature file holds no gallery_name")
+    parser.add_argument("--crop-features", type=Path, metavar="FILE",
+                        help="feature file of the detector crops of the same query and gallery images (same "
+                             "names, same order): each feature becomes normalise(f + f_crop), as the reference")
     parser.add_argument("--camera-predictions", type=Path,
                         help=".mat/.npz with query_cam, gallery_cam: predicted camera per image, -1 unknown")
     parser.add_argument("--cameras-from-features", action="store_true",
@@ -40,26 +45,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-features", type=Path,
                         help=".mat/.npz with query_f, gallery_f of a camera model: enables cam-clusters")
     parser.add_argument("--direction-features", type=Path,
-                        help=".mat/.npz with query_f, gallery_f of a direction model: direction penalties")
+                        help=".mat/.npz with query_f, gallery_f of a direction model: enables the direction "
+                             "penalties")
     parser.add_argument("--no-rerank", action="store_true", help="submit the ranking before re-ranking")
     parser.add_argument("--evaluate", action="store_true",
                         help="print mAP / R1 after every stage (needs query/gallery labels and cameras)")
-    parser.add_argument("--topk", type=int, default=SUBMISSION_TOPK, help="gallery indices per query line")
-    group = parser.add_argument_group("chain parameters (defaults: the AICity 2020 winning entry)")
-    group.add_argument("--qe-eps", type=float, default=d.qe_eps)
-    group.add_argument("--qe-min-samples", type=int, default=d.qe_min_samples)
-    group.add_argument("--min-area", type=float, default=d.min_area, help="high-quality image area, px")
-    group.add_argument("--track-weight", type=float, default=d.track_weight)
-    group.add_argument("--cam-eps", type=float, default=d.cam_eps)
-    group.add_argument("--cam-min-samples", type=int, default=d.cam_min_samples)
-    group.add_argument("--same-camera-penalty", type=float, default=w.same_camera)
-    group.add_argument("--direction-penalty", type=float, default=w.direction)
-    group.add_argument("--direction-threshold", type=float, default=w.direction_threshold)
-    group.add_argument("--cam-cluster-penalty", type=float, default=w.same_cluster)
-    group.add_argument("--suppression-steps", type=int, default=d.suppression_steps)
-    group.add_argument("--k1", type=int, default=r.k1)
-    group.add_argument("--k2", type=int, default=r.k2)
-    group.add_argument("--lambda-value", type=float, default=r.lambda_value)
+    parser.add_argument("--topk", type=int, default=SUBMISSION_TOPK,
+                        help="gallery indices per query line (default: %(default)s)")
+    _add_chain_arguments(parser.add_argument_group(
+        "chain parameters (defaults: the AICity 2020 winning entry, docs/specs/vehicle-aicity.md section 3)"), d, r, w)
+
+
+def _add_chain_arguments(group: argparse._ArgumentGroup, d: ChainParams, r: RerankParams, w: PenaltyWeights) -> None:
+    default = " (default: %(default)s)"
+    group.add_argument("--qe-eps", type=float, default=d.qe_eps,
+                       help="query expansion: DBSCAN eps on the query-query distance 2 - 2cos" + default)
+    group.add_argument("--qe-min-samples", type=int, default=d.qe_min_samples,
+                       help="query expansion: DBSCAN min_samples; each clustered query is replaced by the mean "
+                            "of its cluster" + default)
+    group.add_argument("--min-area", type=float, default=d.min_area,
+                       help="image area (width x height, px) from which an image counts as high quality: only "
+                            "those are averaged by query expansion and track smoothing (query_area / "
+                            "gallery_area of the feature file; without them every image counts)" + default)
+    group.add_argument("--track-weight", type=float, default=d.track_weight,
+                       help="track smoothing: each gallery feature g becomes normalise(g + weight x the mean of "
+                            "its track's high-quality members); 0 switches it off" + default)
+    group.add_argument("--cam-eps", type=float, default=d.cam_eps,
+                       help="cam-clusters (with --camera-features): DBSCAN eps on the camera features" + default)
+    group.add_argument("--cam-min-samples", type=int, default=d.cam_min_samples,
+                       help="cam-clusters: DBSCAN min_samples" + default)
+    group.add_argument("--same-camera-penalty", type=float, default=w.same_camera,
+                       help="subtracted from the similarity of the gallery images from the query's (predicted) "
+                            "camera" + default)
+    group.add_argument("--direction-penalty", type=float, default=w.direction,
+                       help="query camera unknown: subtracted where the query-gallery direction similarity "
+                            "reaches --direction-threshold (with --direction-features)" + default)
+    group.add_argument("--direction-threshold", type=float, default=w.direction_threshold,
+                       help="direction similarity from which the direction penalties apply (also in the "
+                            "suppression)" + default)
+    group.add_argument("--cam-cluster-penalty", type=float, default=w.same_cluster,
+                       help="subtracted from the similarity of the gallery images in the query's cam-cluster" + default)
+    group.add_argument("--suppression-steps", type=int, default=d.suppression_steps,
+                       help="progressive same-camera suppression: for j = 0 .. N-1, the gallery images of the "
+                            "camera of each query's (j+1)-th item, outside its track, lose 0.3 / (1 + j) (by direction or "
+                            "cam-cluster: 0.1 / (1 + j)); 0 switches it off" + default)
+    group.add_argument("--k1", type=int, default=r.k1, help="re-ranking: k-reciprocal neighbours k1" + default)
+    group.add_argument("--k2", type=int, default=r.k2,
+                       help="re-ranking: neighbours averaged in the local query expansion k2" + default)
+    group.add_argument("--lambda-value", type=float, default=r.lambda_value,
+                       help="re-ranking: weight of the original distance against the Jaccard distance" + default)
 
 
 # The bounds of every number the command takes (argparse checks only the type), checked before any file is read.
@@ -116,6 +150,8 @@ def inputs_from_args(args: argparse.Namespace, feats: dict[str, np.ndarray]) -> 
         if len(names) != len(feats["gallery_f"]):
             raise ReidkitError(f"{len(names)} gallery names for {len(feats['gallery_f'])} gallery features")
         tracks = read_track_file(args.tracks, names)
+    if args.crop_features is not None:
+        feats = add_crop_features(feats, load_features(args.crop_features), args.features, args.crop_features)
     query_cam = gallery_cam = None
     if args.camera_predictions is not None and args.cameras_from_features:
         raise ReidkitError("give --camera-predictions or --cameras-from-features, not both")
@@ -140,6 +176,7 @@ def inputs_from_args(args: argparse.Namespace, feats: dict[str, np.ndarray]) -> 
 def refuse_output_onto_inputs(args: argparse.Namespace) -> None:
     """-o naming one of the input files would destroy it: refused before any work."""
     inputs = {"feature file": args.features, "--tracks file": args.tracks, "--gallery-names file": args.gallery_names,
+              "--crop-features file": args.crop_features,
               "--camera-predictions file": args.camera_predictions, "--camera-features file": args.camera_features,
               "--direction-features file": args.direction_features}
     refuse_overlap(args.output, inputs, flag="-o")
@@ -169,7 +206,17 @@ def run_aicity_postprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+EPILOG = """example:
+  reidkit postprocess features.mat --tracks test_track.txt --gallery-names name_test.txt -o track2.txt
+
+It writes one file, the submission (-o, default track2.txt in the working directory): one line per query in
+query order, the --topk best gallery indices, 1-based, space separated. Every input beyond the feature file is
+optional and switches its step on; with --evaluate (labelled features) the mAP / R1 / R5 after every stage are
+printed as a table."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="reidkit postprocess", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="reidkit postprocess", description=__doc__.split("\n\n")[0],
+                                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser)
     return run_aicity_postprocess(parser.parse_args(argv))

@@ -2,8 +2,10 @@
 edited with what the earlier steps know (query clusters, tracks, cameras), converted to distances d = 2 - 2s and
 re-ranked with k-reciprocal encoding; the query-gallery camera penalties are then added back as distances.
 
-DECISION (spec): re-ranking is given distances and does not square them. Edited similarities can exceed 1,
-and squaring 2 - 2s would turn those most-similar pairs into far ones.
+The reference squares d before re-ranking. Edited similarities can exceed 1 (a query's own cluster bonus, a
+track's pairs), which makes d negative, and squaring a negative d turns those most-similar pairs into far ones.
+DECISION (revised, docs/specs/vehicle-aicity.md section 3.6): square max(d, 0), so every ordinary pair is exactly
+the reference's and only the negative distances are fixed (to 0: as close as a pair can be).
 """
 from __future__ import annotations
 
@@ -44,11 +46,12 @@ def gallery_similarity(gallery_f: np.ndarray, gallery_track: np.ndarray, track_s
 
 
 def rerank_distances(q_g_dist: np.ndarray, q_q_dist: np.ndarray, g_g_dist: np.ndarray, params: RerankParams) -> np.ndarray:
-    """k-reciprocal re-ranking (reidkit.metrics) on distances, without squaring them."""
+    """k-reciprocal re-ranking (reidkit.metrics) on the squares of max(d, 0) of the distances d = 2 - 2s."""
     from reidkit.metrics import re_ranking
 
-    return np.asarray(re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=params.k1, k2=params.k2,
-                                 lambda_value=params.lambda_value, square_input=False))
+    q_g, q_q, g_g = (np.maximum(np.asarray(d, dtype=np.float32), 0.0) for d in (q_g_dist, q_q_dist, g_g_dist))
+    return np.asarray(re_ranking(q_g, q_q, g_g, k1=params.k1, k2=params.k2, lambda_value=params.lambda_value,
+                                 square_input=True))
 
 
 def rerank_branch(query_f: np.ndarray, gallery_f: np.ndarray, qg_scores: np.ndarray, qg_penalty: np.ndarray, *,

@@ -77,24 +77,27 @@ class VideoDataset(ImageDataset):
         return f"{len(self.train)} training tracklets ({self.num_train_frames} frames)"
 
     def train_loader(self, data: Any, *, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> Any:
-        """Random clips of data.seq_len frames, P identities x K tracklets (with the tracklets' attribute codes)."""
+        """Random clips of data.seq_len frames (frames in data.frame_order), P identities x K tracklets of
+        data.sampler (with the tracklets' attribute codes)."""
         from reidkit.data.video.sampling import build_video_train_loader
 
-        if data.sampler != "identity":
-            raise ConfigError(f"data.sampler={data.sampler!r}: video datasets train with the tracklet identity "
-                              "sampler; set data.sampler=identity")
+        if data.autoaugment_epochs:  # the view follows one image's place in training, not a clip's frames
+            raise ConfigError(f"data.autoaugment_epochs={data.autoaugment_epochs}: the AutoAugment view is for image "
+                              f"datasets; {self.name} holds tracklets: set data.autoaugment_epochs=0")
         return build_video_train_loader(self, height=data.height, width=data.width, batch_size=batch_size,
                                         num_instances=data.num_instances, seq_len=data.seq_len,
                                         recipe=data.recipe, per_frame=data.per_frame, workers=data.workers,
-                                        seed=seed, rank=rank, world_size=world_size)
+                                        seed=seed, rank=rank, world_size=world_size, sampler=data.sampler,
+                                        frame_order=data.frame_order)
 
-    def test_loaders(self, data: Any, *, batch_size: int) -> tuple[Any, Any]:
-        """Every test chunk of every query / gallery tracklet; the loader's dataset pools the chunks' features
-        back per tracklet (pool_features)."""
+    def test_loaders(self, data: Any, *, batch_size: int, seed: int = 0) -> tuple[Any, Any]:
+        """Every test chunk of every query / gallery tracklet (frames in data.frame_order, shuffled from `seed`:
+        the training seed); the loader's dataset pools the chunks' features back per tracklet (pool_features)."""
         from reidkit.data.video.sampling import build_video_test_loader
 
         options = {"height": data.height, "width": data.width, "batch_size": batch_size, "seq_len": data.seq_len,
-                   "max_chunks": data.max_chunks, "recipe": data.recipe, "workers": data.workers}
+                   "max_chunks": data.max_chunks, "recipe": data.recipe, "workers": data.workers,
+                   "frame_order": data.frame_order, "seed": seed}
         return tuple(build_video_test_loader(self, subset, **options) for subset in ("query", "gallery"))
 
     def summary(self) -> str:

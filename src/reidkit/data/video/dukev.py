@@ -4,25 +4,30 @@
     <root>/duke_attributes.csv      person_id, camera_id, tracklets_id, 19 attributes
 
 Frame name: person, C + 1-based camera, F + frame number, ... Frames are ordered by frame number.
-Gallery tracklets that are also query tracklets (same person and tracklet folder) are removed from the gallery.
+Gallery tracklets that are also query tracklets (same person and tracklet folder) are removed from the gallery;
+the option gallery=reference gives the AITL reference's gallery instead (GALLERIES).
 """
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
+from typing import Callable
 
 from reidkit.data.base import DATASETS, find_dataset_dir, list_images
 from reidkit.data.video.attributes import (DUKEV_ATTRIBUTES, Labels, TrackletKey, lookup_attributes,
                                            read_attribute_csv, tracklet_key)
 from reidkit.data.video.base import Tracklet, VideoDataset
-from reidkit.errors import DatasetError
+from reidkit.errors import ConfigError, DatasetError, RegistryError
+from reidkit.registry import Registry
 
 FRAME_NAME = re.compile(r"^(\d+)_C(\d+)_F(\d+)")
 ATTRIBUTE_FILE = "duke_attributes.csv"
 SUBSETS = ("train", "query", "gallery")
 LAYOUT = """  <root>/{train,query,gallery}/<pid>/<tracklet>/0001_C6_F0099_X30823.jpg
   <root>/duke_attributes.csv (with attributes; attributes=false reads the dataset without it)"""
+# A tracklet, its attribute key and its (pid, tracklet folder name).
+Entry = tuple[Tracklet, TrackletKey, tuple[int, str]]
 
 
 def read_tracklet(folder: Path) -> tuple[Tracklet, TrackletKey]:
@@ -47,7 +52,7 @@ def read_tracklet(folder: Path) -> tuple[Tracklet, TrackletKey]:
     return (paths, pid, camera - 1), tracklet_key(pid, camera, folder.name)
 
 
-def read_subset(folder: Path) -> list[tuple[Tracklet, TrackletKey, tuple[int, str]]]:
+def read_subset(folder: Path) -> list[Entry]:
     """(tracklet, attribute key, (pid, tracklet folder name)) of every tracklet folder, in sorted order."""
     found = []
     for person in sorted(p for p in folder.iterdir() if p.is_dir()):
@@ -57,19 +62,44 @@ def read_subset(folder: Path) -> list[tuple[Tracklet, TrackletKey, tuple[int, st
     return found
 
 
+# Dataset option `gallery`: name -> (query entries, gallery entries) -> the gallery evaluated against.
+GALLERIES: Registry[Callable[[list[Entry], list[Entry]], list[Entry]]] = Registry("DukeMTMC-VideoReID gallery")
+
+
+@GALLERIES.register("standard")
+def standard_gallery(query: list[Entry], gallery: list[Entry]) -> list[Entry]:
+    """The gallery folder less the query tracklets, matched on (pid, tracklet folder): folder names repeat
+    across identities."""
+    query_ids = {ident for _, _, ident in query}
+    return [entry for entry in gallery if entry[2] not in query_ids]
+
+
+@GALLERIES.register("reference")
+def reference_gallery(query: list[Entry], gallery: list[Entry]) -> list[Entry]:
+    """The AITL reference's gallery (its published DukeV figures): every gallery tracklet whose folder name is
+    any query's folder name is removed, whatever its identity, and the query tracklets are appended."""
+    query_folders = {folder for _, _, (_, folder) in query}
+    return [entry for entry in gallery if entry[2][1] not in query_folders] + list(query)
+
+
 class DukeMTMCVideoReID(VideoDataset):
+    """Options: attributes (true: read duke_attributes.csv), min_seq_len (0), gallery (GALLERIES: standard, or
+    reference: the AITL reference's gallery, on which its published DukeV figures were measured)."""
+
     display_name = "DukeMTMC-VideoReID"
 
     def __init__(self, root: str | os.PathLike, *, attributes: bool = True, min_seq_len: int = 0,
-                 **options: object) -> None:
+                 gallery: str = "standard", **options: object) -> None:
+        try:
+            gallery_rule = GALLERIES.get(gallery)
+        except RegistryError as error:
+            raise ConfigError(f"data.options.gallery={gallery!r}: {error}") from None
         required = SUBSETS + ((ATTRIBUTE_FILE,) if attributes else ())
         folder = find_dataset_dir(root, ("", "DukeMTMC-VideoReID", "dukemtmc-vidreid/DukeMTMC-VideoReID"), required,
                                   self.display_name, LAYOUT)
         table = read_attribute_csv(folder / ATTRIBUTE_FILE, DUKEV_ATTRIBUTES) if attributes else None
         found = {subset: read_subset(folder / subset) for subset in SUBSETS}
-        # Match on (pid, tracklet folder): folder names repeat across identities.
-        query_ids = {ident for _, _, ident in found["query"]}
-        found["gallery"] = [entry for entry in found["gallery"] if entry[2] not in query_ids]
+        found["gallery"] = gallery_rule(found["query"], found["gallery"])
         subsets: dict[str, list[Tracklet]] = {}
         labels: dict[str, list[Labels | None]] = {}
         for subset, entries in found.items():

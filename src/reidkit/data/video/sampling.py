@@ -3,8 +3,10 @@
 Training (docs/specs/video-aitl-asta.md section 3): a clip is T consecutive frames starting uniformly in [0, max(0, N -
 T - 1)]; a tracklet shorter than T is repeated cyclically. Test: the tracklet is cut into consecutive chunks of T (the
 last padded by repeating its own frames); a tracklet's feature is the mean of its chunks' features. With
-`max_chunks`, evenly spaced chunks are kept (deterministic, temporal order kept; the reference takes a random
-run of 200 and shuffles frames at load time).
+`max_chunks`, evenly spaced chunks are kept (deterministic, in the frame order; the reference takes a random
+run of 200). "Consecutive" is in the tracklet's frame order (data.frame_order, FRAME_ORDERS): `temporal` (time
+order) or `shuffled` (each tracklet's frames permuted once from the training seed, train and test: the
+reference's load-time shuffle, so its clips are random frames of the tracklet).
 
 Batches are dicts like the image loaders': {"img": [B, T, 3, H, W], "pid", "camid", "path" (first frame)},
 plus "attributes" ({group: one-hot [B, d]}) for datasets with attributes, and "tracklet" (index) for chunks.
@@ -21,11 +23,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from reidkit.data.base import read_image
 from reidkit.data.loaders import seeded_train_loader
-from reidkit.data.samplers import RandomIdentitySampler
+from reidkit.data.samplers import SAMPLERS
 from reidkit.data.transforms import build_transforms
 from reidkit.data.video.attributes import AttributeSchema, Labels
 from reidkit.data.video.base import Tracklet, VideoDataset
-from reidkit.errors import ConfigError
+from reidkit.errors import ConfigError, RegistryError
+from reidkit.registry import Registry
 
 FrameTransform = Callable[[Image.Image], torch.Tensor]
 
@@ -56,6 +59,36 @@ def chunk_indices(num_frames: int, seq_len: int, max_chunks: int | None = None) 
         keep = np.linspace(0, len(chunks) - 1, max_chunks).round().astype(int)
         chunks = [chunks[i] for i in keep]
     return chunks
+
+
+# name -> (tracklets, generator) -> the tracklets with their frames in that order (config key data.frame_order).
+FRAME_ORDERS: Registry[Callable[[Sequence[Tracklet], np.random.Generator], list[Tracklet]]] = Registry("frame order")
+# One generator stream per subset, so each subset's order depends only on the seed and its own tracklets.
+SUBSET_STREAMS = {"train": 0, "query": 1, "gallery": 2}
+
+
+@FRAME_ORDERS.register("temporal")
+def temporal_order(tracklets: Sequence[Tracklet], generator: np.random.Generator) -> list[Tracklet]:
+    """Frames as the dataset lists them (time order): clips and test chunks are consecutive frames."""
+    return list(tracklets)
+
+
+@FRAME_ORDERS.register("shuffled")
+def shuffled_order(tracklets: Sequence[Tracklet], generator: np.random.Generator) -> list[Tracklet]:
+    """Each tracklet's frames permuted once (the reference shuffles them at load time, train and test): its
+    "consecutive" clips and chunks are then random frames of the tracklet."""
+    return [(tuple(frames[i] for i in generator.permutation(len(frames))), pid, camid)
+            for frames, pid, camid in tracklets]
+
+
+def order_frames(tracklets: Sequence[Tracklet], frame_order: str, *, seed: int, subset: str) -> list[Tracklet]:
+    """`tracklets` with their frames in `frame_order` (FRAME_ORDERS), drawn from a generator seeded by (seed,
+    subset) alone: the same order in every process, every run of that seed and after a resume."""
+    try:
+        order = FRAME_ORDERS.get(frame_order)
+    except RegistryError as error:
+        raise ConfigError(f"data.frame_order={frame_order!r}: {error}") from None
+    return order(tracklets, np.random.default_rng([seed, SUBSET_STREAMS[subset]]))
 
 
 class ClipTransform:
@@ -156,34 +189,54 @@ class VideoChunkDataset(_TrackletFrames):
         return sums / counts.unsqueeze(1)
 
 
+def identity_sampling_entry(sampler: str) -> Any:
+    """The SAMPLERS entry `sampler`, which must give P identities x K tracklets per batch (batch-hard and AITL
+    mining need K tracklets of each identity)."""
+    try:
+        entry = SAMPLERS.get(sampler)
+    except RegistryError as error:
+        raise ConfigError(f"data.sampler={sampler!r}: {error}") from None
+    if not entry.identity_batches:
+        fitting = [name for name in SAMPLERS.names() if SAMPLERS.get(name).identity_batches]
+        raise ConfigError(f"data.sampler={sampler!r}: video datasets train with batches of P identities x K "
+                          f"tracklets; set data.sampler to one of {', '.join(fitting)}")
+    return entry
+
+
 def build_video_train_loader(dataset: VideoDataset, *, height: int, width: int, batch_size: int, num_instances: int,
                              seq_len: int = 4, recipe: str = "asta", per_frame: bool = False, workers: int = 0,
-                             seed: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
-    """Training batches of P identities x K tracklets (the image loaders' identity sampler, on tracklets), one
-    random clip of `seq_len` frames per tracklet, augmented by `recipe` once per clip (`per_frame`: per frame),
-    with the tracklets' attribute codes when the dataset has attributes. Call `loader.sampler.set_epoch(e)`."""
-    sampler = RandomIdentitySampler(dataset.train, batch_size, num_instances, seed=seed, rank=rank,
-                                    world_size=world_size)
+                             seed: int = 0, rank: int = 0, world_size: int = 1, sampler: str = "identity",
+                             frame_order: str = "temporal") -> DataLoader:
+    """Training batches of P identities x K tracklets (`sampler`: identity walks every tracklet, identity_once
+    draws every identity once per epoch), one random clip of `seq_len` frames per tracklet (its frames in
+    `frame_order`), augmented by `recipe` once per clip (`per_frame`: per frame), with the tracklets' attribute
+    codes when the dataset has attributes. Call `loader.sampler.set_epoch(e)`."""
+    plan = identity_sampling_entry(sampler).build(dataset.train, batch_size=batch_size, num_instances=num_instances,
+                                                  seed=seed, rank=rank, world_size=world_size)
     transform = ClipTransform(build_transforms(height, width, train=True, recipe=recipe), per_frame)
-    clips = VideoClipDataset(dataset.train, transform, seq_len, attributes=dataset.attributes["train"],
+    tracklets = order_frames(dataset.train, frame_order, seed=seed, subset="train")
+    clips = VideoClipDataset(tracklets, transform, seq_len, attributes=dataset.attributes["train"],
                              schema=dataset.attribute_schema)
     # Clip starts and augmentations seeded per (seed, rank, epoch, position): the same for any `workers`.
-    return seeded_train_loader(clips, sampler, seed=seed * 1000 + rank, batch_size=sampler.batch_size_per_process,
-                               workers=workers)
+    return seeded_train_loader(clips, plan.sampler, seed=seed * 1000 + rank, batch_size=plan.batch_size,
+                               workers=workers, reseed=plan.reseed)
 
 
 def build_video_test_loader(dataset: VideoDataset, subset: str, *, height: int, width: int, batch_size: int,
                             seq_len: int = 4, max_chunks: int | None = None, recipe: str = "asta",
-                            workers: int = 0) -> DataLoader:
-    """Every test chunk of the `subset` ("query" or "gallery") tracklets in order, `batch_size` chunks per batch.
-    `loader.dataset.pool_features(features)` turns the chunks' features into the tracklets' features."""
+                            workers: int = 0, frame_order: str = "temporal", seed: int = 0) -> DataLoader:
+    """Every test chunk of the `subset` ("query" or "gallery") tracklets in order, `batch_size` chunks per batch;
+    chunks are consecutive frames of each tracklet in `frame_order` (shuffled: permuted from `seed`, the
+    training seed, as the reference's load-time shuffle). `loader.dataset.pool_features(features)` turns the
+    chunks' features into the tracklets' features."""
     if subset not in ("query", "gallery", "train"):
         raise ValueError(f"subset must be query, gallery or train, got {subset!r}")
     # An evaluation during training must not move the training's random stream (exact resumes): the
     # deterministic test transform is applied frame by frame (no per-clip seed draw) and the loader has its own
     # generator (iterating a DataLoader draws a base seed from it, else from the global one).
     transform = ClipTransform(build_transforms(height, width, train=False, recipe=recipe), per_frame=True)
-    chunks = VideoChunkDataset(getattr(dataset, subset), transform, seq_len, max_chunks,
+    tracklets = order_frames(getattr(dataset, subset), frame_order, seed=seed, subset=subset)
+    chunks = VideoChunkDataset(tracklets, transform, seq_len, max_chunks,
                                attributes=dataset.attributes[subset],
                                schema=dataset.attribute_schema)
     return DataLoader(chunks, batch_size=batch_size, shuffle=False, num_workers=workers,
