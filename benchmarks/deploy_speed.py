@@ -3,7 +3,7 @@ ResNet-50 Top-DB-Net at 384x128 and MobileNetV2 Top-DB-Net at 128x64, batch 1 an
 batch, parity (min cosine against torch eager) and, for int8, the mAP change on a Market-1501 split.
 
     .venv/bin/python benchmarks/deploy_speed.py --mobilenet runs/market_mini/top_db_net/checkpoints/last.pth \\
-        --root ../shared/data/market1501-mini --work /tmp/deploy_speed
+        --root MARKET_MINI --work /tmp/deploy_speed
 
 --mobilenet: a checkpoint trained by benchmarks/market_mini.py (MobileNetV2 at 128x64); its int8 export is
 calibrated on 256 crops of the split's training folder, and the mAP of the fp32 and int8 exports (Embedder

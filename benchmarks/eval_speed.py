@@ -1,7 +1,7 @@
 """Evaluation, re-ranking and retrieval speed of reidkit against fastreid and torchreid, in one run.
 
-    .venv/bin/python benchmarks/eval_speed.py --peer-python /work/bench-venv/bin/python            # Market scale
-    .venv/bin/python benchmarks/eval_speed.py --peer-python /work/bench-venv/bin/python --large    # + MSMT17, 1M IVF
+    .venv/bin/python benchmarks/eval_speed.py --peer-python PEER_VENV/bin/python            # Market scale
+    .venv/bin/python benchmarks/eval_speed.py --peer-python PEER_VENV/bin/python --large    # + MSMT17, 1M IVF
     .venv/bin/python benchmarks/eval_speed.py --sections eval          # one section; see --help
 
 What it does. It builds a synthetic Market-1501-scale problem (3,368 queries x 15,913 gallery images, 751
@@ -28,11 +28,11 @@ float32 matrices of 35 GB each, so it is not run), ivf (reidkit.retrieval: exact
 
 The peer environment (never part of the repo; peers install without dependencies):
 
-    python3 -m venv /work/bench-venv
-    /work/bench-venv/bin/pip install torch==2.14.1 numpy scipy cython
-    /work/bench-venv/bin/pip install --no-deps torchreid==0.2.5 fastreid==1.4.0
-    cd /work/bench-venv/lib/python3.11/site-packages/fastreid/evaluation/rank_cylib
-    /work/bench-venv/bin/python -c "from setuptools import setup, Extension; import numpy as np; \\
+    python3 -m venv PEER_VENV
+    PEER_VENV/bin/pip install torch==2.14.1 numpy scipy cython
+    PEER_VENV/bin/pip install --no-deps torchreid==0.2.5 fastreid==1.4.0
+    cd PEER_VENV/lib/python3.11/site-packages/fastreid/evaluation/rank_cylib
+    PEER_VENV/bin/python -c "from setuptools import setup, Extension; import numpy as np; \\
         from Cython.Build import cythonize; setup(script_args=['build_ext', '--inplace'], \\
         ext_modules=cythonize([Extension('rank_cy', ['rank_cy.pyx'], include_dirs=[np.get_include()])]))"
 

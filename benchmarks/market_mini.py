@@ -1,7 +1,7 @@
 """Top-DB-Net, its no-drop ablation and BDB trained with the same CPU budget on real Market-1501 images, one table.
 
-    .venv/bin/python benchmarks/market_mini.py --root ../shared/data/market1501-mini
-    .venv/bin/python benchmarks/market_mini.py --root ../shared/data/market1501-mini --models top_db_net --epochs 30
+    .venv/bin/python benchmarks/market_mini.py --root MARKET_MINI
+    .venv/bin/python benchmarks/market_mini.py --root MARKET_MINI --models top_db_net --epochs 30
     .venv/bin/python benchmarks/market_mini.py --root DATA --backbone resnet50 --pretrained resnet50-0676ba61.pth
 
 Each model starts from its packaged Market-1501 recipe (configs/<model>/market1501.yaml: its streams, losses and
@@ -11,7 +11,7 @@ epochs, optimizer and schedule (Adam 3.5e-4, warm-up then one decay: the recipes
 a CPU). It trains through `reidkit.engine.launch.train`, exactly as `reidkit train` does, and evaluates once at
 the end, with and without k-reciprocal re-ranking. Target (issue 4): Top-DB-Net at mAP >= 50% and Rank-1 >= 75%
 within 60 minutes of CPU training. The split is not comparable with published full Market-1501 numbers
-(../shared/data/README.md).
+(MARKET_MINI: a folder holding Market-1501-v15.09.15/, e.g. a subset of your copy).
 """
 from __future__ import annotations
 

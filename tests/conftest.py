@@ -6,6 +6,19 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_weight_downloads(tmp_path_factory: pytest.TempPathFactory):
+    """No test downloads torchvision's weights or sees the developer's torch hub cache: an empty TORCH_HOME and
+    REIDKIT_OFFLINE for the whole session (subprocesses inherit both). tests/models/test_pretrained.py lifts
+    REIDKIT_OFFLINE where it fakes the URL opener."""
+    from reidkit.models.pretrained import OFFLINE_ENV
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+        patch.setenv(OFFLINE_ENV, "1")
+        yield
+
+
 @pytest.fixture(scope="session")
 def synthetic_market_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Root of a tiny drawn Market-1501 dataset (64x32 images): pass it to build_dataset("market1501", root).

@@ -1,4 +1,5 @@
-"""Backbones: channel counts, last stride, pretrained weights from a file, torchvision's cache, deep-sort."""
+"""Backbones: channel counts, last stride, pretrained weights from a file and deep-sort (torchvision's weights
+and their download: test_pretrained.py)."""
 from __future__ import annotations
 
 import pytest
@@ -57,27 +58,6 @@ def test_deepsort_weights_only_fit_mobilenet():
         build_backbone("resnet18", pretrained="deepsort")
 
 
-def test_uncached_weights_name_says_which_file_to_place_where(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    expected = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
-    with pytest.raises(CheckpointError) as info:
-        build_backbone("resnet18", pretrained="imagenet")
-    assert str(expected) in str(info.value) and "never downloads" in str(info.value)
-    with pytest.raises(CheckpointError, match="deepsort"):
-        build_backbone("mobilenet_v2", pretrained="IMAGENET1K_V2")
-
-
-def test_cached_weights_name_resolves_through_torchvision_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    source = torchvision.models.resnet18(weights=None).state_dict()  # torchvision layout, fc included
-    cache = tmp_path / "hub" / "checkpoints"
-    cache.mkdir(parents=True)
-    torch.save(source, cache / "resnet18-f37072fd.pth")
-    backbone = build_backbone("resnet18", pretrained="imagenet")
-    assert torch.equal(backbone.layer4[1].conv2.weight, source["layer4.1.conv2.weight"])
-    assert torch.equal(backbone.conv1.weight, source["conv1.weight"])
-
-
 def test_pretrained_path_and_mismatched_file(tmp_path):
     source = torchvision.models.resnet18(weights=None).state_dict()
     path = tmp_path / "r18.pth"
@@ -86,5 +66,6 @@ def test_pretrained_path_and_mismatched_file(tmp_path):
     assert torch.equal(backbone.bn1.running_var, source["bn1.running_var"])
     with pytest.raises(CheckpointError, match=r"does not fit the resnet34 backbone: missing layer1\.2\.conv1\.weight"):
         build_backbone("resnet34", pretrained=path)
-    with pytest.raises(CheckpointError, match="'nope.pth': no such file, and not a weights name for resnet18"):
+    with pytest.raises(CheckpointError, match="'nope.pth': no such file, and not a weights name for resnet18 "
+                                              r"\(expected a path, or one of imagenet, IMAGENET1K_V1, DEFAULT\)"):
         build_backbone("resnet18", pretrained="nope.pth")

@@ -45,7 +45,8 @@ def _add_from_mot(commands: Any) -> None:
     from_mot.add_argument("--sequences", required=True, type=Path, metavar="DIR",
                           help="a sequence folder, a folder of them, or a MOTChallenge root holding train/")
     from_mot.add_argument("--output", required=True, type=Path, metavar="DIR", help="new dataset folder")
-    from_mot.add_argument("--min-height", type=float, default=0.0, metavar="PX", help="smallest box height kept")
+    from_mot.add_argument("--min-height", type=float, default=0.0, metavar="PX",
+                          help="smallest box height kept, in pixels after clipping to the frame (default 0: all)")
     from_mot.add_argument("--min-visibility", type=float, default=0.3, metavar="V",
                           help="smallest visible fraction kept, 0..1 (default 0.3)")
     from_mot.add_argument("--every", type=int, default=1, metavar="N", help="keep every N-th frame (default 1)")
@@ -59,10 +60,11 @@ def _add_from_mot(commands: Any) -> None:
                           help="test identities: a fraction below 1 or a count (default 0.2)")
     from_mot.add_argument("--query-per-id", type=int, default=1, metavar="N",
                           help="query crops per test identity; the others go to the gallery (default 1)")
-    from_mot.add_argument("--seed", type=int, default=0, help="seed of the identity split and query draw")
+    from_mot.add_argument("--seed", type=int, default=0, help="seed of the identity split and query draw (default 0)")
     from_mot.add_argument("--camera", type=_camera, action="append", default=[], metavar="SEQ=ID",
                           help="camera id of a sequence (default: its position in name order); repeatable")
-    from_mot.add_argument("--jpeg-quality", type=int, default=95, metavar="Q", help="quality of the crops")
+    from_mot.add_argument("--jpeg-quality", type=int, default=95, metavar="Q",
+                          help="JPEG quality of the crops, 1-100 (default 95)")
     from_mot.add_argument("--no-progress", action="store_true", help="no progress bar")
     from_mot.set_defaults(func=cmd_from_mot)
 

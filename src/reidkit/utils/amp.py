@@ -34,7 +34,9 @@ def amp_mode(name: str, device: torch.device | str | None = None) -> AmpMode:
     except RegistryError as error:
         raise ConfigError(f"train.amp: {error}") from None
     if mode.cuda_only and device is not None and torch.device(device).type != "cuda":
-        raise ConfigError(f"train.amp={name} needs a CUDA device (fp16 with a grad scaler); on CPU use train.amp=bf16")
+        raise ConfigError(f"train.amp={name} needs a CUDA device (fp16 with a grad scaler); on CPU use train.amp=none "
+                          "(train.amp=bf16 only on a CPU with native bf16, AVX512-BF16 or AMX: elsewhere it is many "
+                          "times slower)")
     return mode
 
 
