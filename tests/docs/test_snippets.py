@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,8 @@ SHELL_SUBSTITUTIONS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("README.md", "reidkit train --resume runs/top_db_net_market1501"): [("--root DATA", "--root {root}"),
                                                                        ("crops/", "{query}")],
     ("datasets.md", "reidkit data check --name market1501 --root DATA"): [("--root DATA", "--root {root}")],
+    ("README.md", "reidkit data check --name custom --root mydata"): [("--root mydata", "--root {mydata}")],
+    ("README.md", "--split auto"): [("--root people/", "--root {people}")],
     ("README.md", "--quantize int8 --calibration crops/"): [
         ("runs/demo/checkpoints/last.pth", "{ckpt}"), ("--weights last.pth", "--weights {ckpt}"),
         ("model.pth.tar-400", "{ckpt}"),  # a reidkit checkpoint: reference ones load in tests/models
@@ -75,9 +78,6 @@ NOT_RUN = {
     ("README.md", "python3 -m venv .venv"): "installs packages (the tests run inside such an environment)",
     ("README.md", "--index-url https://download.pytorch.org/whl/cpu"): "installs packages",
     ("README.md", "--device cuda train.amp=fp16"): "needs a GPU; torchrun on CPU: tests/engine/test_distributed.py",
-    ("README.md", "reidkit data check --name custom --root mydata"): "custom data: tests/data/test_custom_dataset.py, "
-                                                                     "tests/data/test_data_check.py",
-    ("README.md", "--split auto"): "tests/data/test_auto_split.py",
     ("README.md", "reidkit data from-mot"): "tests/data/test_mot_converter.py",
     ("README.md", "sources: [market1501"): "tests/data/test_joint_training.py",
     ("README.md", "configs/vehicle/aicity2020_ft_net.yaml"): "AICity data; the same extract + postprocess chain on "
@@ -127,8 +127,24 @@ def world(tmp_path_factory, synthetic_market_root):
     assert main(["export", "--weights", str(ckpt), "--output", str(onnx), "--dynamic-batch"]) == 0
     query = synthetic_market_root / "Market-1501-v15.09.15" / "query"
     query_a, query_b = sorted(query.glob("*.jpg"))[:2]
+    mydata, people = own_data_folders(synthetic_market_root / "Market-1501-v15.09.15", tmp)
     return {"tmp": tmp, "root": synthetic_market_root, "query": query, "ckpt": ckpt, "onnx": onnx,
-            "query_a": query_a, "query_b": query_b}
+            "query_a": query_a, "query_b": query_b, "mydata": mydata, "people": people}
+
+
+def own_data_folders(market: Path, tmp: Path) -> tuple[Path, Path]:
+    """The README's own-data folders, from the drawn Market-1501 images: `mydata` in the train/ query/ gallery/
+    <pid>/<camid>/ layout, `people` as one folder of identities <pid>/<camid>/ (no split) for --split auto."""
+    subsets = {"bounding_box_train": "train", "query": "query", "bounding_box_test": "gallery"}
+    for source, split in subsets.items():
+        for image in sorted((market / source).glob("*.jpg")):
+            pid, camid = int(image.name.split("_")[0]), int(image.name.split("_c")[1][0]) - 1
+            if pid <= 0:  # distractors and junk have no identity folder
+                continue
+            for target in (tmp / "mydata" / split, tmp / "people"):
+                (target / str(pid) / str(camid)).mkdir(parents=True, exist_ok=True)
+                shutil.copy(image, target / str(pid) / str(camid) / image.name)
+    return tmp / "mydata", tmp / "people"
 
 
 def fill(text: str, world: dict) -> str:
