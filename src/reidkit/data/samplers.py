@@ -4,6 +4,8 @@ identity_once draws every identity once per epoch (the BDB and AITL video refere
 sampler registers itself in data/vehicle/sampling.py."""
 from __future__ import annotations
 
+import functools
+
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
@@ -148,19 +150,15 @@ def identity_batch_problem(batch_size: int, num_instances: int) -> str | None:
 
 
 def identity_sampling(samples: Sequence[tuple], *, batch_size: int, num_instances: int, seed: int, rank: int,
-                      world_size: int) -> TrainSampling:
-    sampler = RandomIdentitySampler(samples, batch_size, num_instances, seed=seed, rank=rank, world_size=world_size)
-    return TrainSampling(sampler, sampler.batch_size_per_process)
-
-
-def identity_once_sampling(samples: Sequence[tuple], *, batch_size: int, num_instances: int, seed: int, rank: int,
-                           world_size: int) -> TrainSampling:
-    sampler = IdentityOnceSampler(samples, batch_size, num_instances, seed=seed, rank=rank, world_size=world_size)
+                      world_size: int, sampler_class: type[RandomIdentitySampler] = RandomIdentitySampler
+                      ) -> TrainSampling:
+    sampler = sampler_class(samples, batch_size, num_instances, seed=seed, rank=rank, world_size=world_size)
     return TrainSampling(sampler, sampler.batch_size_per_process)
 
 
 SAMPLERS.register("identity")(SamplerEntry(identity_sampling, identity_batch_problem, identity_batches=True))
-SAMPLERS.register("identity_once")(SamplerEntry(identity_once_sampling, identity_batch_problem, identity_batches=True))
+SAMPLERS.register("identity_once")(SamplerEntry(functools.partial(identity_sampling, sampler_class=IdentityOnceSampler),
+                                                identity_batch_problem, identity_batches=True))
 
 
 class ShuffledSampler(Sampler[int]):
